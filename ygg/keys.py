@@ -1,0 +1,103 @@
+"""Ed25519 node keys as yggdrasil 0.4.7 holds them, signatures, and the X25519 forms.
+
+A configured private key is 64 bytes, seed ‖ public key (Go's ``ed25519.PrivateKey``).
+The node's public key is the *last 32 bytes*, never re-derived from the seed, and signing
+hashes those bytes too; libsodium's ``crypto_sign`` with the same 64 bytes does exactly that.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+
+import nacl.bindings as sodium
+from nacl.exceptions import BadSignatureError
+
+SEED_SIZE = 32
+PUBLIC_KEY_SIZE = 32
+PRIVATE_KEY_SIZE = 64
+SIGNATURE_SIZE = 64
+
+_P = 2**255 - 19
+
+
+@dataclass(frozen=True)
+class NodeKey:
+    """A node's signing key: ``private`` is seed ‖ public, as in the config file."""
+
+    private: bytes
+    public: bytes = field(init=False)
+
+    def __post_init__(self) -> None:
+        if len(self.private) != PRIVATE_KEY_SIZE:
+            raise ValueError(f"a private key is {PRIVATE_KEY_SIZE} bytes, not {len(self.private)}")
+        object.__setattr__(self, "public", bytes(self.private[SEED_SIZE:]))
+
+    @classmethod
+    def generate(cls) -> NodeKey:
+        return cls.from_seed(os.urandom(SEED_SIZE))
+
+    @classmethod
+    def from_seed(cls, seed: bytes) -> NodeKey:
+        return cls(sodium.crypto_sign_seed_keypair(seed)[1])
+
+    @property
+    def seed(self) -> bytes:
+        return self.private[:SEED_SIZE]
+
+    def seed_matches_public(self) -> bool:
+        """False for a key whose halves do not belong together (Go refuses to start)."""
+        return sodium.crypto_sign_seed_keypair(self.seed)[0] == self.public
+
+    def sign(self, message: bytes) -> bytes:
+        return sodium.crypto_sign(message, self.private)[:SIGNATURE_SIZE]
+
+    def x25519_private(self) -> bytes:
+        """The Curve25519 scalar of this key (unclamped; X25519 clamps it)."""
+        return hashlib.sha512(self.seed).digest()[:32]
+
+
+def verify(public: bytes, message: bytes, signature: bytes) -> bool:
+    """Ed25519 verification; never raises on malformed input."""
+    if len(signature) != SIGNATURE_SIZE or len(public) != PUBLIC_KEY_SIZE:
+        return False
+    try:
+        sodium.crypto_sign_open(bytes(signature) + bytes(message), bytes(public))
+    except (BadSignatureError, ValueError, TypeError):
+        return False
+    return True
+
+
+class VerifyCache:
+    """Remembers signatures that verified, so a tree hop relayed by many peers costs one check.
+
+    The entry is the whole (key, message, signature) triple, so a hit is exactly as strong
+    as a fresh verification.  Only successes are cached; a bounded FIFO keeps memory flat.
+    """
+
+    def __init__(self, size: int = 1 << 16) -> None:
+        self._size = size
+        self._ok: dict[tuple[bytes, bytes, bytes], None] = {}
+
+    def verify(self, public: bytes, message: bytes, signature: bytes) -> bool:
+        entry = (public, message, signature)
+        if entry in self._ok:
+            return True
+        if not verify(public, message, signature):
+            return False
+        if len(self._ok) >= self._size:
+            del self._ok[next(iter(self._ok))]
+        self._ok[entry] = None
+        return True
+
+
+def ed25519_public_to_x25519(public: bytes) -> bytes:
+    """The birational map u = (1 + y) / (1 - y) mod p, without the validation libsodium adds.
+
+    The Go node converts any 32 bytes this way, so a peer key libsodium would refuse still
+    gets a session.
+    """
+    y = int.from_bytes(public, "little") & ((1 << 255) - 1)
+    u = (1 + y) * pow((1 - y) % _P, _P - 2, _P) % _P
+    return u.to_bytes(32, "little")

@@ -1,0 +1,494 @@
+"""The node's configuration: yggdrasil 0.4.7's HJSON/JSON file plus Popura's sections.
+
+Everything that reads configuration goes through here (ARCHITECTURE rule 6).  A file is
+parsed as HJSON (JSON is HJSON too), key names match case-insensitively as Go's decoders
+do, missing keys keep their defaults (a missing PrivateKey means a fresh identity), and the
+result is a tree of frozen dataclasses.  Anything unusable raises ``ConfigError`` naming
+the key and the reason.  Top-level keys nobody knows are kept (a third-party feature may
+claim them) and reported once by the node.
+
+A section's schema is a frozen dataclass whose fields carry their config-file name
+(``setting("Name", default)``); ``parse_section`` turns a mapping into it.  Third-party
+features declare their own section the same way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import hjson
+
+from ygg.errors import ConfigError
+from ygg.keys import PRIVATE_KEY_SIZE, PUBLIC_KEY_SIZE, NodeKey
+
+#: Debian's build of 0.4.7 listens here, and its yggdrasilctl looks here first.
+DEFAULT_ADMIN_LISTEN = "unix:///var/run/yggdrasil/yggdrasil.sock"
+DEFAULT_IF_MTU = 65535
+MAX_IF_MTU = 65535
+MIN_IF_MTU = 1280
+DEFAULT_MESHNAME_LISTEN = "[::1]:53535"
+
+
+def setting(name: str, default: Any = dataclasses.MISSING, *, factory: Any = None, **limits: Any):
+    """A dataclass field read from the config key ``name`` (``min``/``max`` bound integers)."""
+    metadata = {"key": name, **limits}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+# --------------------------------------------------------------------------- schemas
+
+
+@dataclass(frozen=True)
+class MulticastInterface:
+    regex: str = setting("Regex", ".*")
+    beacon: bool = setting("Beacon", False)
+    listen: bool = setting("Listen", False)
+    port: int = setting("Port", 0, min=0, max=65535)
+    #: Go reads a uint64 and keeps the low 8 bits (300 becomes 44).
+    priority: int = setting("Priority", 0, min=0, wrap=256)
+
+
+# The first entry is decoded onto the default entry in Go, so it inherits Beacon and Listen.
+_DEFAULT_MULTICAST = MulticastInterface(".*", True, True, 0, 0)
+
+
+@dataclass(frozen=True)
+class AutopeeringConfig:
+    enable: bool = setting("Enable", False)
+    #: Peer URIs to choose from instead of the built-in public list.
+    peers: tuple[str, ...] = setting("Peers", ())
+    #: A file of peer URIs (one per line) instead of the built-in list.
+    peers_file: str = setting("PeersFile", "")
+    #: "random" (one of the 10 fastest, as documented) or "fastest" (what Popura's binary does).
+    pick: str = setting("Pick", "random", choices=("random", "fastest"))
+
+
+@dataclass(frozen=True)
+class MeshnameConfig:
+    enable: bool = setting("Enable", False)
+    listen: str = setting("Listen", DEFAULT_MESHNAME_LISTEN)
+    #: label -> zone-file records served for that label.
+    config: Mapping[str, tuple[str, ...]] = setting("Config", factory=dict)
+
+
+@dataclass(frozen=True)
+class RAdvConfig:
+    enable: bool = setting("Enable", False)
+    interface: str = setting("Interface", "eth0")
+    set_gateway_ip: bool = setting("SetGatewayIP", True)
+    default_router: bool = setting("DefaultRouter", False)
+    dns: bool = setting("DNS", False)
+
+
+@dataclass(frozen=True)
+class DHTCrawlerConfig:
+    enable: bool = setting("Enable", False)
+
+
+@dataclass(frozen=True)
+class AdminAMPConfig:
+    #: A Twisted server endpoint string, e.g. ``tcp:port=9002:interface=\:\:1``; empty = off.
+    listen: str = setting("Listen", "")
+
+
+@dataclass(frozen=True)
+class AdminShellConfig:
+    #: A Twisted server endpoint string, e.g. ``tcp:port=9022:interface=\:\:1``; empty = off.
+    listen: str = setting("Listen", "")
+    host_key_file: str = setting("HostKeyFile", "/var/lib/ygg/ssh_host_ed25519_key")
+    authorized_keys_file: str = setting("AuthorizedKeysFile", "/etc/ygg/authorized_keys")
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    peers: tuple[str, ...] = setting("Peers", ())
+    interface_peers: Mapping[str, tuple[str, ...]] = setting("InterfacePeers", factory=dict)
+    listen: tuple[str, ...] = setting("Listen", ())
+    admin_listen: str = setting("AdminListen", DEFAULT_ADMIN_LISTEN)
+    multicast_interfaces: tuple[MulticastInterface, ...] = setting(
+        "MulticastInterfaces", (_DEFAULT_MULTICAST,)
+    )
+    allowed_public_keys: tuple[str, ...] = setting("AllowedPublicKeys", ())
+    public_key: str = setting("PublicKey", "")
+    private_key: str = setting("PrivateKey", "")
+    if_name: str = setting("IfName", "auto")
+    if_mtu: int = setting("IfMTU", DEFAULT_IF_MTU, min=0)
+    node_info_privacy: bool = setting("NodeInfoPrivacy", False)
+    node_info: Mapping[str, Any] | None = setting("NodeInfo", None)
+    # Popura's features and ygg's own front doors; each is off by default.
+    autopeering: AutopeeringConfig = setting("Autopeering", factory=AutopeeringConfig)
+    meshname: MeshnameConfig = setting("Meshname", factory=MeshnameConfig)
+    radv: RAdvConfig = setting("RAdv", factory=RAdvConfig)
+    dht_crawler: DHTCrawlerConfig = setting("DHTCrawler", factory=DHTCrawlerConfig)
+    admin_amp: AdminAMPConfig = setting("AdminAMP", factory=AdminAMPConfig)
+    admin_shell: AdminShellConfig = setting("AdminShell", factory=AdminShellConfig)
+    #: Top-level sections no schema above knows (a third-party feature's), as parsed.
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    #: Canonical names of the keys the file actually held (normaliseconf keeps only those
+    #: sections that are not yggdrasil's own).
+    present: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def key(self) -> NodeKey:
+        return NodeKey(bytes.fromhex(self.private_key))
+
+    def section(self, name: str, schema: type[Any]) -> Any:
+        """A feature's section parsed with its schema (defaults when absent)."""
+        for f in dataclasses.fields(self):
+            if f.metadata.get("key", "").lower() == name.lower():
+                value = getattr(self, f.name)
+                if isinstance(value, schema):
+                    return value
+        raw = _find(self.extra, name)
+        return parse_section(schema, raw if raw is not None else {}, name)
+
+
+#: yggdrasil's own keys, in the order its genconf writes them.
+CORE_KEYS = (
+    "Peers",
+    "InterfacePeers",
+    "Listen",
+    "AdminListen",
+    "MulticastInterfaces",
+    "AllowedPublicKeys",
+    "PublicKey",
+    "PrivateKey",
+    "IfName",
+    "IfMTU",
+    "NodeInfoPrivacy",
+    "NodeInfo",
+)
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def _find(mapping: Mapping[str, Any], name: str) -> Any:
+    for key, value in mapping.items():
+        if key.lower() == name.lower():
+            return value
+    return None
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    return str(value)
+
+
+def _convert(hint: Any, value: Any, path: str, meta: Mapping[str, Any]) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (hint,) = [a for a in args if a is not type(None)]
+        return _convert(hint, value, path, meta)
+    if hint is Any:
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(path, f"expected true or false, got {_describe(value)}")
+        return value
+    if hint is int:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(path, f"expected an integer, got {_describe(value)}")
+        if "min" in meta and value < meta["min"]:
+            raise ConfigError(path, f"must be at least {meta['min']}, got {value}")
+        if "max" in meta and value > meta["max"]:
+            raise ConfigError(path, f"must be at most {meta['max']}, got {value}")
+        if "wrap" in meta:
+            value %= meta["wrap"]
+        return value
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(path, f"expected a string, got {_describe(value)}")
+        if "choices" in meta and value.lower() not in meta["choices"]:
+            raise ConfigError(path, f"must be one of {', '.join(meta['choices'])}, got {value!r}")
+        return value.lower() if "choices" in meta else value
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise ConfigError(path, f"expected a list, got {_describe(value)}")
+        return tuple(_convert(args[0], v, f"{path}[{i}]", {}) for i, v in enumerate(value))
+    if origin in (Mapping, dict):
+        if not isinstance(value, Mapping):
+            raise ConfigError(path, f"expected an object, got {_describe(value)}")
+        return types.MappingProxyType(
+            {str(k): _convert(args[1], v, f"{path}.{k}", {}) for k, v in value.items()}
+        )
+    if dataclasses.is_dataclass(hint):
+        return parse_section(hint, value, path)
+    raise TypeError(f"unsupported config type {hint!r} at {path}")
+
+
+def parse_section(schema: type[Any], raw: Any, path: str) -> Any:
+    """Build the frozen dataclass ``schema`` from parsed data; keys match case-insensitively."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError(path, f"expected an object, got {_describe(raw)}")
+    hints = typing.get_type_hints(schema)
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(schema):
+        name = f.metadata.get("key")
+        if name is None:
+            continue
+        if not _has(raw, name):
+            continue
+        raw_value = _find(raw, name)
+        hint = hints[f.name]
+        if raw_value is None:
+            # Go's JSON decoding: null empties a list, map or pointer and leaves others as they are.
+            origin = typing.get_origin(hint)
+            if origin in (typing.Union, types.UnionType):
+                values[f.name] = None
+            elif origin is tuple:
+                values[f.name] = ()
+            elif origin in (Mapping, dict):
+                values[f.name] = types.MappingProxyType({})
+            continue
+        values[f.name] = _convert(hint, raw_value, f"{path}.{name}" if path else name, f.metadata)
+    return schema(**values)
+
+
+def override(section: Any, values: Mapping[str, Any], source: str) -> Any:
+    """A copy of a parsed section with some keys (file names) set, e.g. from the command line."""
+    hints = typing.get_type_hints(type(section))
+    changes: dict[str, Any] = {}
+    for key, value in values.items():
+        for f in dataclasses.fields(section):
+            if f.metadata.get("key", "").lower() == key.lower():
+                changes[f.name] = _convert(hints[f.name], value, source, f.metadata)
+                break
+        else:
+            raise ConfigError(source, f"sets {key}, which {type(section).__name__} does not have")
+    return dataclasses.replace(section, **changes)
+
+
+def _has(mapping: Mapping[str, Any], name: str) -> bool:
+    return any(k.lower() == name.lower() for k in mapping)
+
+
+def _decode_text(data: bytes | str) -> str:
+    if isinstance(data, str):
+        return data
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return data.decode("utf-16")
+    return data.decode("utf-8-sig")
+
+
+def parse(data: bytes | str) -> tuple[NodeConfig, list[str]]:
+    """Parse a config file's contents; returns the config and warnings (unknown keys…)."""
+    try:
+        raw = hjson.loads(_decode_text(data))
+    except UnicodeDecodeError as e:
+        raise ConfigError("", f"the file is not UTF-8 or UTF-16 text ({e.reason})") from None
+    except (hjson.HjsonDecodeError, ValueError) as e:
+        raise ConfigError("", f"not valid HJSON or JSON: {e}") from None
+    if not isinstance(raw, Mapping):
+        raise ConfigError("", f"the file must hold an object, not {_describe(raw)}")
+    return from_mapping(raw)
+
+
+def from_mapping(raw: Mapping[str, Any]) -> tuple[NodeConfig, list[str]]:
+    known = {
+        f.metadata["key"].lower(): f.metadata["key"]
+        for f in dataclasses.fields(NodeConfig)
+        if "key" in f.metadata
+    }
+    extra = {k: v for k, v in raw.items() if k.lower() not in known}
+    present = frozenset(known[k.lower()] for k in raw if k.lower() in known)
+    cfg = parse_section(NodeConfig, raw, "")
+    warnings: list[str] = []
+
+    first = _find(raw, "MulticastInterfaces")
+    if isinstance(first, list) and first and isinstance(first[0], Mapping):
+        # Go decodes the list onto its default, so the first entry keeps Beacon/Listen true.
+        merged = dict(first[0])
+        for name in ("Beacon", "Listen"):
+            if not _has(merged, name):
+                merged[name] = True
+        head = parse_section(MulticastInterface, merged, "MulticastInterfaces[0]")
+        cfg = dataclasses.replace(cfg, multicast_interfaces=(head, *cfg.multicast_interfaces[1:]))
+    for i, entry in enumerate(cfg.multicast_interfaces):
+        try:
+            re.compile(entry.regex)
+        except re.error as e:
+            raise ConfigError(
+                f"MulticastInterfaces[{i}].Regex", f"not a valid regex: {e}"
+            ) from None
+
+    if not cfg.private_key:
+        key = NodeKey.generate()
+        cfg = dataclasses.replace(cfg, private_key=key.private.hex())
+        if "PublicKey" not in present:
+            cfg = dataclasses.replace(cfg, public_key=key.public.hex())
+    try:
+        private = bytes.fromhex(cfg.private_key)
+    except ValueError:
+        raise ConfigError("PrivateKey", "not a hexadecimal string") from None
+    if len(private) != PRIVATE_KEY_SIZE:
+        raise ConfigError(
+            "PrivateKey",
+            f"must be {2 * PRIVATE_KEY_SIZE} hex digits (seed, then public key), "
+            f"not {len(cfg.private_key)}",
+        )
+    if "PublicKey" not in present:
+        cfg = dataclasses.replace(cfg, public_key=private[32:].hex())
+    for i, text in enumerate(cfg.allowed_public_keys):
+        try:
+            allowed = bytes.fromhex(text)
+        except ValueError:
+            raise ConfigError(f"AllowedPublicKeys[{i}]", "not a hexadecimal string") from None
+        if len(allowed) != PUBLIC_KEY_SIZE:
+            warnings.append(
+                f"AllowedPublicKeys[{i}]: {text!r} is not a {PUBLIC_KEY_SIZE}-byte key and "
+                "will never match"
+            )
+    if cfg.node_info is not None and not isinstance(cfg.node_info, Mapping):
+        raise ConfigError("NodeInfo", f"expected an object or null, got {_describe(cfg.node_info)}")
+    for label, records in cfg.meshname.config.items():
+        if not records:
+            warnings.append(f"Meshname.Config.{label}: no records")
+    return dataclasses.replace(cfg, extra=types.MappingProxyType(extra), present=present), warnings
+
+
+def load(path: str) -> tuple[NodeConfig, list[str]]:
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise ConfigError("", f"cannot read {path}: {e.strerror}") from None
+    return parse(data)
+
+
+def generate() -> NodeConfig:
+    """A fresh configuration with a new key, as ``genconf`` and ``-autoconf`` make it."""
+    cfg, _ = from_mapping({})
+    return cfg
+
+
+def effective_mtu(if_mtu: int, maximum: int) -> int:
+    """IfMTU clamped as the Go node does: never above what the link carries, never below 1280."""
+    return max(MIN_IF_MTU, min(if_mtu, maximum, MAX_IF_MTU))
+
+
+# --------------------------------------------------------------------------- output
+
+
+def _plain(value: Any) -> Any:
+    """Plain JSON-able data for a config value (dataclasses become their file-key objects)."""
+    if dataclasses.is_dataclass(value):
+        return {
+            f.metadata["key"]: _plain(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+            if "key" in f.metadata
+        }
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def to_data(cfg: NodeConfig, *, sections: str = "present") -> dict[str, Any]:
+    """The config as plain data, yggdrasil's keys first in genconf order.
+
+    ``sections``: "all" adds every built-in section, "present" only those the file held;
+    sections of third-party features are kept as they were read.
+    """
+    data: dict[str, Any] = {}
+    by_key = {
+        f.metadata["key"]: f.name for f in dataclasses.fields(NodeConfig) if "key" in f.metadata
+    }
+    for key, name in by_key.items():
+        if key in CORE_KEYS or sections == "all" or key in cfg.present:
+            data[key] = _plain(getattr(cfg, name))
+    data.update({k: _plain(v) for k, v in cfg.extra.items()})
+    return data
+
+
+def to_json(cfg: NodeConfig, *, sections: str = "present") -> str:
+    # Go's json.MarshalIndent escapes <, > and & in strings; so do we.
+    text = json.dumps(to_data(cfg, sections=sections), indent=2, ensure_ascii=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+COMMENTS: dict[str, str] = {
+    "Peers": """Peers to connect to, as URIs: tcp://host:port, tls://host:port,
+unix:///path or socks://proxyhost:port/host:port. Add ?key=<hex> to insist
+on a public key, ?priority=N to prefer a link (lower is preferred), and
+?sni=name for tls. Dialled through the operating system's routing table.""",
+    "InterfacePeers": """Peers to connect to through a given network interface, e.g.
+{ "eth0": [ "tls://a.b.c.d:e" ] }. socks:// peers belong in Peers.""",
+    "Listen": """Addresses to accept peer connections on, as URIs such as
+tls://[::]:0 (all interfaces, a free port), tcp://0.0.0.0:12345 or
+unix:///run/ygg-peer.sock. Multicast discovery does not need these.""",
+    "AdminListen": """Where the admin socket listens: unix:///path or tcp://localhost:port.
+yggdrasilctl and `ygg ctl` talk to it (-endpoint=...). "none" turns it off.""",
+    "MulticastInterfaces": """Which interfaces find peers on the local network by multicast. Each
+entry: Regex (matched against interface names; the first matching entry
+applies), Beacon (announce this node), Listen (answer others' beacons),
+Port (the TLS port to listen on, 0 = any) and Priority (of those links).""",
+    "AllowedPublicKeys": """If not empty, only peers with these public keys may connect to us.
+Outgoing connections and link-local (multicast) peers are not affected.""",
+    "PublicKey": """This node's public key, for your peers' AllowedPublicKeys. Derived from
+PrivateKey; the node does not read it.""",
+    "PrivateKey": """This node's private key (seed followed by public key). Keep it secret:
+whoever has it can be this node.""",
+    "IfName": """Name of the TUN interface, "auto" to let the system pick one, or "none"
+to run without one.""",
+    "IfMTU": """MTU of the TUN interface. The largest useful value is 53049; the
+smallest allowed is 1280.""",
+    "NodeInfoPrivacy": """Leave out the build name, version, platform and architecture from
+the NodeInfo this node gives to whoever asks.""",
+    "NodeInfo": """Anything you want others to see when they ask this node for its
+NodeInfo, as an object, e.g. { name: "my node" }. Visible to the whole network.""",
+    "Autopeering": """Popura's autopeering: with no peers connected, pick one of the 10 peers
+with least latency from a public list and keep one such peer connected.""",
+    "Meshname": """Popura's meshname: a DNS server for .meshname names on Listen. Config
+maps a label of yours to zone-file records served for it.""",
+    "RAdv": """Popura's router advertisements: give the LAN on Interface addresses in
+this node's 300::/64 subnet by SLAAC (needs IPv6 forwarding on).""",
+    "DHTCrawler": """Popura's crawler: the getDHTCrawl admin method, which walks the whole
+network.""",
+    "AdminAMP": """An AMP admin endpoint for Python tools, as a Twisted endpoint string,
+e.g. tcp:port=9002:interface=\\:\\:1. Empty: off.""",
+    "AdminShell": """An SSH admin shell (public-key login only) on a Twisted endpoint
+string, e.g. tcp:port=9022:interface=\\:\\:1. Empty Listen: off.""",
+}
+
+
+def to_hjson(cfg: NodeConfig, *, sections: str = "present") -> str:
+    """Commented HJSON in the layout yggdrasil's genconf uses."""
+    lines = ["{"]
+    for key, value in to_data(cfg, sections=sections).items():
+        if key == "NodeInfo" and value is None:
+            value = {}  # as Go's HJSON encoder writes a nil map
+        comment = COMMENTS.get(key)
+        if comment:
+            lines.extend(f"  # {line}" for line in comment.splitlines())
+        body = hjson.dumps({key: value}).splitlines()[1:-1]
+        lines.extend(body)
+        lines.append("")
+    if lines[-1] == "":
+        lines.pop()
+    lines.append("}")
+    return "\n".join(lines)

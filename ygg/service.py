@@ -1,0 +1,103 @@
+"""The node: a MultiService composed from the configuration, and the INode facade of it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from twisted.application.service import MultiService
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from ygg import address as addr
+from ygg import features as feature_registry
+from ygg.config import NodeConfig
+from ygg.errors import ConfigError
+from ygg.interfaces import INode
+
+log = Logger(namespace="ygg")
+
+
+@implementer(INode)
+class Node(MultiService):
+    """One Yggdrasil node.  Children start in the order the Go node starts its parts."""
+
+    def __init__(
+        self,
+        config: NodeConfig,
+        reactor: Any,
+        *,
+        feature_options: Mapping[str, Any] | None = None,
+        available_features: list[Any] | None = None,
+        warnings: list[str] | None = None,
+    ) -> None:
+        super().__init__()
+        self.reactor = reactor
+        self.config = config
+        key = config.key
+        if not key.seed_matches_public():
+            raise ConfigError("PrivateKey", "the public key half does not belong to the seed half")
+        self.node_key = key
+        self.public_key = key.public
+        self.address = addr.address_for_key(key.public)
+        self.subnet = addr.subnet_for_key(key.public)
+        self._warnings = list(warnings or ())
+        self._available = (
+            feature_registry.discover() if available_features is None else available_features
+        )
+        self._enabled: list[str] = []
+        self._add_features(feature_options or {})
+
+    # -- composition ------------------------------------------------------------------
+
+    def _add_features(self, feature_options: Mapping[str, Any]) -> None:
+        claimed = {f.section.lower() for f in self._available}
+        for section in self.config.extra:
+            if section.lower() not in claimed:
+                self._warnings.append(f"unknown config key {section!r} ignored")
+        for feature in self._available:
+            section = feature_registry.feature_config(feature, self.config, feature_options)
+            if feature_registry.is_enabled(section):
+                service = feature.makeService(self, section)
+                service.setName(f"feature:{feature.name}")
+                service.setServiceParent(self)
+                self._enabled.append(feature.name)
+
+    # -- INode ------------------------------------------------------------------------
+
+    def features(self) -> list[str]:
+        return list(self._enabled)
+
+    # -- IService ---------------------------------------------------------------------
+
+    def startService(self) -> None:
+        for warning in self._warnings:
+            log.warn("Config: {warning}", warning=warning)
+        super().startService()
+        if self.config.if_name not in ("none", "dummy") and os.geteuid() != 0:
+            log.info(
+                "Not starting TUN: creating {ifname} needs root; running without one",
+                ifname=self.config.if_name,
+            )
+        # twistd starts services before the reactor runs; log once it does, so that when
+        # these lines appear the node is up and SIGTERM is handled.
+        self.reactor.callWhenRunning(self._announce)
+
+    def _announce(self) -> None:
+        log.info(
+            "Features: {features}",
+            features=", ".join(
+                f"{f.name} ({'on' if f.name in self._enabled else 'off'})" for f in self._available
+            )
+            or "none installed",
+        )
+        log.info("Your public key is {key}", key=self.public_key.hex())
+        log.info("Your IPv6 address is {address}", address=addr.format_address(self.address))
+        log.info("Your IPv6 subnet is {subnet}", subnet=addr.format_subnet(self.subnet))
+
+    def stopService(self) -> Any:
+        log.info("Stopping...")
+        d = super().stopService()
+        d.addCallback(lambda _: log.info("Stopped"))
+        return d

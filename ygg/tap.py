@@ -1,0 +1,110 @@
+"""twistd's view of ygg: ``twistd -n ygg --config FILE`` (or ``--autoconf``).
+
+The command-line switches of installed features (``--autopeer``, ``--meshname``…) are
+added to the options from the features themselves, so a third-party feature gets its
+switch without a change here.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from typing import Any
+
+from twisted.python import usage
+
+from ygg import config as node_config
+from ygg import features as feature_registry
+from ygg.errors import ConfigError
+
+
+def config_error(error: ConfigError, source: str) -> SystemExit:
+    """Print one line naming the bad key and return the exit to raise (status 1)."""
+    print(f"ygg: {source}: {error}", file=sys.stderr)
+    return SystemExit(1)
+
+
+def _feature_switches(features: list[Any]) -> tuple[list[list[Any]], list[list[Any]]]:
+    flags, params = [], []
+    for option in feature_registry.options_of(features):
+        if option.takes_value:
+            params.append([option.name, None, None, option.help])
+        else:
+            flags.append([option.name, None, option.help])
+    return flags, params
+
+
+_FEATURES = feature_registry.discover()
+_FEATURE_FLAGS, _FEATURE_PARAMS = _feature_switches(_FEATURES)
+
+
+class Options(usage.Options):
+    synopsis = "[--config FILE | --autoconf] [feature switches]"
+    longdesc = (
+        "Run a Yggdrasil node. --config reads a yggdrasil 0.4.7 (HJSON or JSON) config "
+        "file, with Popura's sections if wanted; --autoconf runs with a fresh identity and "
+        "defaults, like yggdrasil -autoconf."
+    )
+    optFlags = [
+        ["autoconf", None, "Run with a generated config (new keys, defaults)."],
+        *_FEATURE_FLAGS,
+    ]
+    optParameters = [
+        ["config", "c", None, "Config file (yggdrasil 0.4.7 HJSON/JSON)."],
+        ["useconffile", None, None, "Same as --config, yggdrasil's spelling."],
+        *_FEATURE_PARAMS,
+    ]
+
+    features = _FEATURES
+
+    def postOptions(self) -> None:
+        path = self["config"] or self["useconffile"]
+        if path and self["autoconf"]:
+            raise usage.UsageError("give --config FILE or --autoconf, not both")
+        if not path and not self["autoconf"]:
+            raise usage.UsageError("give --config FILE (or --autoconf for a fresh identity)")
+        try:
+            if path:
+                self.node_config, self.config_warnings = node_config.load(path)
+            else:
+                self.node_config, self.config_warnings = node_config.generate(), []
+        except ConfigError as e:
+            raise config_error(e, path or "autoconf") from None
+        self.feature_options = {
+            option.name: self[option.name] if option.takes_value else True
+            for option in feature_registry.options_of(self.features)
+            if self[option.name]
+        }
+
+
+def makeService(options: Options, reactor: Any = None) -> Any:
+    if reactor is None:
+        from twisted.internet import reactor
+    from ygg.service import Node
+
+    try:
+        node = Node(
+            options.node_config,
+            reactor,
+            feature_options=options.feature_options,
+            available_features=options.features,
+            warnings=options.config_warnings,
+        )
+    except ConfigError as e:
+        raise config_error(e, options["config"] or options["useconffile"] or "autoconf") from None
+    _exit_zero_on_stop_signals(reactor)
+    return node
+
+
+def _exit_zero_on_stop_signals(reactor: Any) -> None:
+    """SIGTERM and SIGINT are the normal way to stop a node; exit 0 then, as yggdrasil does.
+
+    twistd re-raises the signal that stopped the reactor, so its status would be 143.
+    """
+
+    def forget_signal() -> None:
+        if getattr(reactor, "_exitSignal", None) in (signal.SIGTERM, signal.SIGINT):
+            reactor._exitSignal = None
+
+    if hasattr(reactor, "addSystemEventTrigger"):
+        reactor.addSystemEventTrigger("after", "shutdown", forget_signal)

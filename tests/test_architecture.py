@@ -1,0 +1,47 @@
+"""The rules of the house that code can check: the sans-IO core stays sans-IO."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from tests.helpers import ROOT
+
+SANS_IO = ("ygg/network", "ygg/session")
+FORBIDDEN = (
+    "socket",
+    "select",
+    "selectors",
+    "threading",
+    "asyncio",
+    "subprocess",
+    "twisted.internet.reactor",
+)
+
+
+def imports(path: Path) -> list[str]:
+    names = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names += [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+    return names
+
+
+class SansIOTests(SynchronousTestCase):
+    def test_no_io_in_the_core(self) -> None:
+        for package in SANS_IO:
+            for path in sorted((ROOT / package).glob("*.py")):
+                for name in imports(path):
+                    for forbidden in FORBIDDEN:
+                        self.assertFalse(
+                            name == forbidden or name.startswith(forbidden + "."),
+                            f"{path.relative_to(ROOT)} imports {name}",
+                        )
+                    if name.startswith("twisted.") and not name.startswith(
+                        "twisted.internet.interfaces"
+                    ):
+                        self.fail(f"{path.relative_to(ROOT)} imports {name}")

@@ -1,0 +1,676 @@
+"""Client and server endpoints for peer URIs, with the Go node's socket behaviour (§2.4, §2.9).
+
+``client_endpoint`` turns a parsed :class:`~ygg.links.uri.PeerURI` into an
+``IStreamClientEndpoint``: tcp and tls dial one resolved address (a name gives its first
+IPv4 address if any, else its first address), tls completes its handshake before the
+connect Deferred fires, unix dials the URL path, socks goes through the proxy.  TCP
+sockets get ``TCP_NODELAY``, best-effort ``TCP_CONGESTION=bbr`` and, for interface-bound
+dials, ``SO_BINDTODEVICE``.  Every dial failure arrives as a :class:`DialError` whose text
+reads like the Go node's (``dial tcp 1.2.3.4:5: connect: connection refused``).
+
+``server_endpoint`` does the same for ``Listen`` URIs.  As in Go, a wildcard host
+(empty, ``0.0.0.0`` or ``::``) listens on one dual-stack IPv6 socket when the system can.
+"""
+
+from __future__ import annotations
+
+import functools
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+from OpenSSL import SSL
+from twisted.internet import error as terror
+from twisted.internet import tcp
+from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.defer import CancelledError, Deferred, fail, succeed
+from twisted.internet.endpoints import (
+    TCP4ClientEndpoint,
+    TCP4ServerEndpoint,
+    TCP6ClientEndpoint,
+    TCP6ServerEndpoint,
+    UNIXClientEndpoint,
+    UNIXServerEndpoint,
+)
+from twisted.internet.interfaces import (
+    IHandshakeListener,
+    IListeningPort,
+    IProtocol,
+    IProtocolFactory,
+    IResolutionReceiver,
+    IStreamClientEndpoint,
+    IStreamServerEndpoint,
+)
+from twisted.internet.posixbase import PosixReactorBase
+from twisted.internet.protocol import Factory, Protocol
+from twisted.logger import Logger
+from twisted.protocols.tls import TLSMemoryBIOFactory
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from ygg.errors import YggError
+from ygg.keys import NodeKey
+from ygg.links.netutil import (
+    AddressError,
+    connect_failure_text,
+    is_link_local_unicast,
+    parse_ip,
+    parse_port,
+    split_host_port,
+    split_zone,
+    tcp_addr_string,
+)
+from ygg.links.socks import SOCKS5ClientEndpoint, SOCKSError
+from ygg.links.tls import Certificate, client_connection_creator, server_context_factory
+from ygg.links.uri import LinkURIError, PeerURI
+
+log = Logger(namespace="ygg.links")
+
+CONNECT_TIMEOUT = 5.0
+"""Seconds for a TCP, TLS (including its handshake) or unix connect (§2.4)."""
+
+LISTEN_BACKLOG = socket.SOMAXCONN
+SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
+TCP_CONGESTION = getattr(socket, "TCP_CONGESTION", 13)
+
+
+class DialError(YggError):
+    """A dial failed; ``str(e)`` reads like the Go node's error (logged as
+    ``Failed to dial <TYPE> <host>: <error>``)."""
+
+
+class ListenError(YggError):
+    """A listener could not start (``Failed to start listener "<uri>": <error>``)."""
+
+
+@dataclass(frozen=True)
+class ResolvedAddress:
+    """A dial target after resolution: the IP (empty for Go's "no host"), port and zone.
+
+    ``str()`` is Go's ``TCPAddr`` form (``1.2.3.4:5``, ``[fe80::1%eth0]:5``), the remote
+    part of a TCP/TLS link identity (§2.3).
+    """
+
+    ip: str
+    port: int
+    zone: str = ""
+
+    def __str__(self) -> str:
+        return tcp_addr_string(self.ip, self.port, self.zone)
+
+    @property
+    def link_local(self) -> bool:
+        return is_link_local_unicast(self.ip)
+
+    @property
+    def twisted_host(self) -> str:
+        """The host to hand Twisted: ``fe80::1%eth0`` form; no host means this machine."""
+        if not self.ip:
+            return "0.0.0.0"
+        return f"{self.ip}%{self.zone}" if self.zone else self.ip
+
+
+# --- resolution --------------------------------------------------------------------------
+
+
+def resolve_address(
+    reactor: Any, uri: PeerURI, *, bind_interface: str | None = None
+) -> Deferred[ResolvedAddress]:
+    """Resolve a tcp/tls URI's ``host:port`` once, as the Go node does before dialing.
+
+    A name yields its first IPv4 address if it has one, else its first address.  A
+    link-local destination takes ``bind_interface`` as its zone, else the URL's zone, and
+    without one fails with ``link-local address requires a zone``.  The result is what
+    duplicate suppression (§2.3 b) compares; hand it to :func:`client_endpoint` as
+    ``resolved`` to dial exactly that address.  Failures: :class:`DialError`.
+    """
+    try:
+        host, port_text = split_host_port(uri.host_port)
+        port = parse_port(port_text)
+    except AddressError as e:
+        return fail(DialError(str(e)))
+    host, zone = split_zone(host)
+    if host == "" or parse_ip(host) is not None:
+        return _zone_checked(ResolvedAddress(host, port, zone), bind_interface)
+    return _resolve_name(reactor, host).addCallback(_resolved, port, bind_interface)
+
+
+def _resolved(host: str, port: int, bind_interface: str | None) -> Deferred[ResolvedAddress]:
+    ip, zone = split_zone(host)
+    return _zone_checked(ResolvedAddress(ip, port, zone), bind_interface)
+
+
+def _zone_checked(address: ResolvedAddress, bind_interface: str | None) -> Deferred[Any]:
+    if address.ip and is_link_local_unicast(address.ip):
+        if bind_interface:
+            address = ResolvedAddress(address.ip, address.port, bind_interface)
+        if not address.zone:
+            return fail(DialError("link-local address requires a zone"))
+    return succeed(address)
+
+
+@implementer(IResolutionReceiver)
+class _FirstAddress:
+    """Collects resolved addresses and picks the first IPv4 one, else the first one."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.addresses: list[IPv4Address | IPv6Address] = []
+        self.done: Deferred[str] = Deferred()
+
+    def resolutionBegan(self, resolution: object) -> None:
+        pass
+
+    def addressResolved(self, address: IPv4Address | IPv6Address) -> None:
+        self.addresses.append(address)
+
+    def resolutionComplete(self) -> None:
+        if self.done.called:
+            return
+        if not self.addresses:
+            self.done.errback(DialError(f"lookup {self.name}: no such host"))
+            return
+        chosen = next((a for a in self.addresses if isinstance(a, IPv4Address)), None)
+        self.done.callback((chosen or self.addresses[0]).host)
+
+
+def _resolve_name(reactor: Any, name: str) -> Deferred[str]:
+    receiver = _FirstAddress(name)
+    reactor.nameResolver.resolveHostName(receiver, name, 0)
+    return receiver.done
+
+
+# --- socket options ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _SocketOptions:
+    interface: str | None = None
+    nodelay: bool = True
+    congestion: str | None = "bbr"
+    v6only: bool | None = None
+
+    def apply(self, sock: socket.socket) -> None:
+        if self.interface:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, self.interface.encode())
+            except OSError as e:
+                log.debug(
+                    "Failed to set SO_BINDTODEVICE: {interface} ({error})",
+                    interface=self.interface,
+                    error=e,
+                )
+        if self.v6only is not None and sock.family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(self.v6only))
+        if self.congestion:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, TCP_CONGESTION, self.congestion.encode())
+            except OSError as e:
+                log.debug(
+                    "Failed to set tcp_congestion_control to {name} for socket: {error}",
+                    name=self.congestion,
+                    error=e,
+                )
+        if self.nodelay:
+            _set_nodelay(sock)
+
+
+def _set_nodelay(sock: socket.socket) -> None:
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except OSError:
+        pass
+
+
+class _Client(tcp.Client):
+    def __init__(self, *args: Any, options: _SocketOptions) -> None:
+        self._ygg_options = options
+        super().__init__(*args)
+
+    def createInternetSocket(self) -> socket.socket:
+        sock = super().createInternetSocket()
+        self._ygg_options.apply(sock)
+        return sock
+
+
+class _Connector(tcp.Connector):
+    def __init__(self, *args: Any, options: _SocketOptions) -> None:
+        self._ygg_options = options
+        super().__init__(*args)
+
+    def _makeTransport(self) -> tcp.Client:
+        return _Client(
+            self.host, self.port, self.bindAddress, self, self.reactor, options=self._ygg_options
+        )
+
+
+class _Server(tcp.Server):
+    def __init__(self, sock: socket.socket, *args: Any) -> None:
+        _set_nodelay(sock)
+        super().__init__(sock, *args)
+
+
+class _Port(tcp.Port):
+    transport = _Server
+
+    def __init__(self, *args: Any, options: _SocketOptions) -> None:
+        self._ygg_options = options
+        super().__init__(*args)
+
+    def createInternetSocket(self) -> socket.socket:
+        sock = super().createInternetSocket()
+        self._ygg_options.apply(sock)
+        return sock
+
+
+class _SocketOptionsReactor:
+    """A reactor whose ``connectTCP``/``listenTCP`` set our socket options before
+    connect/bind.  Reactors that are not POSIX socket reactors (test fakes) are used
+    unchanged."""
+
+    def __init__(self, reactor: Any, options: _SocketOptions) -> None:
+        self._reactor = reactor
+        self._options = options
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._reactor, name)
+
+    def connectTCP(
+        self,
+        host: str,
+        port: int,
+        factory: Any,
+        timeout: float | None = 30.0,
+        bindAddress: Any = None,
+    ) -> Any:
+        if not isinstance(self._reactor, PosixReactorBase):
+            return self._reactor.connectTCP(host, port, factory, timeout, bindAddress)
+        connector = _Connector(
+            host, port, factory, timeout, bindAddress, self._reactor, options=self._options
+        )
+        connector.connect()
+        return connector
+
+    def listenTCP(self, port: int, factory: Any, backlog: int = 50, interface: str = "") -> Any:
+        if not isinstance(self._reactor, PosixReactorBase):
+            return self._reactor.listenTCP(port, factory, backlog, interface)
+        listening = _Port(port, factory, backlog, interface, self._reactor, options=self._options)
+        listening.startListening()
+        return listening
+
+
+# --- dialing -----------------------------------------------------------------------------
+
+
+def client_endpoint(
+    reactor: Any,
+    uri: PeerURI,
+    node_key: NodeKey,
+    *,
+    bind_interface: str | None = None,
+    source_address: str | None = None,
+    resolved: ResolvedAddress | None = None,
+    tls_certificate: Certificate | None = None,
+) -> IStreamClientEndpoint:
+    """An endpoint dialing ``uri`` (tcp, tls, unix or socks).
+
+    ``bind_interface`` (InterfacePeers, multicast): ``SO_BINDTODEVICE`` on the socket
+    (best effort) and the zone of a link-local destination.  ``source_address``: the local
+    address to bind before connecting (the caller picks it per §2.4).  ``resolved``: an
+    address from :func:`resolve_address`, to dial without resolving again.  Both are
+    ignored for unix and socks, as in Go.  ``tls_certificate``: reuse a certificate from
+    :func:`ygg.links.tls.make_certificate`.
+    """
+    if uri.scheme in ("tcp", "tls"):
+        creator = None
+        if uri.scheme == "tls":
+            creator = client_connection_creator(
+                node_key, uri.server_name(), certificate=tls_certificate
+            )
+        return _TCPDialEndpoint(
+            reactor,
+            uri,
+            options=_SocketOptions(interface=bind_interface),
+            source_address=source_address,
+            resolved=resolved,
+            tls_creator=creator,
+            timeout=CONNECT_TIMEOUT,
+        )
+    if uri.scheme == "unix":
+        return _Translating(
+            UNIXClientEndpoint(reactor, uri.path, timeout=CONNECT_TIMEOUT),
+            f"dial unix {uri.path}",
+        )
+    if uri.scheme == "socks":
+        return _socks_endpoint(reactor, uri)
+    raise LinkURIError("unknown call scheme: " + uri.scheme)
+
+
+def _socks_endpoint(reactor: Any, uri: PeerURI) -> IStreamClientEndpoint:
+    proxy = _TCPDialEndpoint(reactor, uri, options=_SocketOptions(congestion=None), timeout=None)
+    socks = SOCKS5ClientEndpoint.for_target(
+        reactor,
+        proxy,
+        uri.path,
+        uri.username or "",
+        uri.password or "",
+        proxy_address=uri.host_port,
+    )
+    return _Translating(socks, "socks connect tcp")
+
+
+@implementer(IStreamClientEndpoint)
+class _Translating:
+    """Wraps an endpoint so that its failures become :class:`DialError`."""
+
+    def __init__(self, endpoint: IStreamClientEndpoint, prefix: str) -> None:
+        self._endpoint = endpoint
+        self._prefix = prefix
+
+    def connect(self, protocolFactory: IProtocolFactory) -> Deferred[IProtocol]:
+        return self._endpoint.connect(protocolFactory).addErrback(_as_dial_error, self._prefix)
+
+
+def _as_dial_error(failure: Failure, prefix: str) -> Failure:
+    if failure.check(CancelledError, terror.ConnectingCancelledError, DialError):
+        return failure
+    if failure.check(SOCKSError):
+        error = DialError(str(failure.value))
+    else:
+        error = DialError(f"{prefix}: {connect_failure_text(failure.value)}")
+    error.__cause__ = failure.value
+    return Failure(error)
+
+
+@implementer(IStreamClientEndpoint)
+class _TCPDialEndpoint:
+    def __init__(
+        self,
+        reactor: Any,
+        uri: PeerURI,
+        *,
+        options: _SocketOptions,
+        timeout: float | None,
+        source_address: str | None = None,
+        resolved: ResolvedAddress | None = None,
+        tls_creator: Any = None,
+    ) -> None:
+        self._reactor = reactor
+        self._uri = uri
+        self._options = options
+        self._timeout = timeout
+        self._source = source_address
+        self._resolved = resolved
+        self._tls = tls_creator
+
+    def connect(self, protocolFactory: IProtocolFactory) -> Deferred[IProtocol]:
+        if self._resolved is not None:
+            resolving: Deferred[ResolvedAddress] = succeed(self._resolved)
+        else:
+            resolving = resolve_address(
+                self._reactor, self._uri, bind_interface=self._options.interface
+            )
+        return resolving.addCallback(self._connect, protocolFactory)
+
+    def _connect(self, address: ResolvedAddress, factory: IProtocolFactory) -> Deferred[Any]:
+        host = address.twisted_host
+        kind = TCP6ClientEndpoint if ":" in host else TCP4ClientEndpoint
+        endpoint = kind(
+            _SocketOptionsReactor(self._reactor, self._options),
+            host,
+            address.port,
+            timeout=self._timeout,
+            bindAddress=(self._source, 0) if self._source else None,
+        )
+        tcp_endpoint = _Translating(endpoint, f"dial tcp {address}")
+        if self._tls is None:
+            return tcp_endpoint.connect(factory)
+        assert self._timeout is not None
+        dial = _TLSDial(self._reactor, tcp_endpoint, self._tls, factory, self._timeout, address)
+        return dial.result
+
+
+@implementer(IHandshakeListener)
+class _AwaitHandshake(Protocol):
+    """Sits behind the TLS layer until the handshake is done, then hands over."""
+
+    def __init__(self, dial: _TLSDial) -> None:
+        self._dial = dial
+
+    def handshakeCompleted(self) -> None:
+        self._dial.handshake_done(self.transport)
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        self._dial.lost(reason)
+
+
+class _TLSDial:
+    """One TLS dial: TCP connect, TLS handshake, all within ``timeout`` seconds (Go's
+    ``tls.Dialer`` with a 5 s net dialer); the result fires with the caller's protocol
+    connected to the TLS transport, or fails with :class:`DialError`."""
+
+    def __init__(
+        self,
+        reactor: Any,
+        endpoint: IStreamClientEndpoint,
+        creator: Any,
+        factory: IProtocolFactory,
+        timeout: float,
+        address: ResolvedAddress,
+    ) -> None:
+        self.result: Deferred[IProtocol] = Deferred(self._cancel)
+        self._factory = factory
+        self._address = address
+        self._tls: Any = None
+        self._cancelled = False
+        self._timer = reactor.callLater(timeout, self._expire)
+        helper = Factory.forProtocol(lambda: _AwaitHandshake(self))
+        self._connecting = endpoint.connect(TLSMemoryBIOFactory(creator, True, helper))
+        self._connecting.addCallbacks(self._tcp_up, self._tcp_failed)
+
+    def _tcp_up(self, tls_protocol: Any) -> None:
+        self._tls = tls_protocol
+
+    def _tcp_failed(self, failure: Failure) -> None:
+        if not failure.check(CancelledError, terror.ConnectingCancelledError):
+            self._finish(failure)
+
+    def handshake_done(self, tls_protocol: Any) -> None:
+        protocol = self._factory.buildProtocol(tls_protocol.getPeer())
+        if protocol is None:
+            tls_protocol.loseConnection()
+            self._finish(Failure(DialError("protocol factory refused the connection")))
+            return
+        tls_protocol.wrappedProtocol = protocol
+        protocol.makeConnection(tls_protocol)
+        if IHandshakeListener.providedBy(protocol):
+            protocol.handshakeCompleted()
+        self._finish(protocol)
+
+    def lost(self, reason: Failure) -> None:
+        self._finish(Failure(DialError(_tls_failure_text(reason))))
+
+    def _expire(self) -> None:
+        self._finish(Failure(DialError(f"dial tcp {self._address}: i/o timeout")))
+        self._stop()
+
+    def _cancel(self, result: Deferred[IProtocol]) -> None:
+        self._cancelled = True
+        if self._timer.active():
+            self._timer.cancel()
+        self._stop()
+
+    def _stop(self) -> None:
+        if self._tls is not None:
+            self._tls.abortConnection()
+        else:
+            self._connecting.cancel()
+
+    def _finish(self, value: Any) -> None:
+        if self._timer.active():
+            self._timer.cancel()
+        if self.result.called or self._cancelled:
+            return
+        if isinstance(value, Failure):
+            self.result.errback(value)
+        else:
+            self.result.callback(value)
+
+
+def _tls_failure_text(reason: Failure) -> str:
+    error = reason.value
+    if isinstance(error, SSL.Error):
+        details = [
+            part[2] for part in (error.args[0] if error.args else []) if isinstance(part, tuple)
+        ]
+        return "tls: " + ("; ".join(d for d in details if d) or "handshake failure")
+    if isinstance(error, terror.ConnectionDone | terror.ConnectionLost):
+        return "EOF"
+    return connect_failure_text(error)
+
+
+# --- listening ---------------------------------------------------------------------------
+
+
+def server_endpoint(
+    reactor: Any,
+    uri: PeerURI,
+    node_key: NodeKey,
+    *,
+    bind_interface: str | None = None,
+    tls_certificate: Certificate | None = None,
+) -> IStreamServerEndpoint:
+    """An endpoint listening on a ``Listen`` URI (tcp, tls or unix).
+
+    tcp/tls bind the URL host (a name resolves like a dial); ``bind_interface``
+    (multicast) makes the address ``[host%iface]:port`` as Go does.  A tls listener wraps
+    the caller's factory in TLS (:func:`ygg.links.tls.server_context_factory`), whose
+    handshake then runs lazily under the caller's first read.  A unix listener binds the
+    URL path (refusing an existing file, as Go does) and removes it when stopped.
+    Failures arrive as :class:`ListenError`.
+    """
+    if uri.scheme in ("tcp", "tls"):
+        tls = None
+        if uri.scheme == "tls":
+            tls = server_context_factory(node_key, certificate=tls_certificate)
+        return _TCPListenEndpoint(reactor, uri, tls, bind_interface)
+    if uri.scheme == "unix":
+        return _UNIXListenEndpoint(reactor, uri.path)
+    raise LinkURIError(f'unrecognised scheme "{uri.scheme}"')
+
+
+@implementer(IStreamServerEndpoint)
+class _TCPListenEndpoint:
+    def __init__(self, reactor: Any, uri: PeerURI, tls: Any, bind_interface: str | None) -> None:
+        self._reactor = reactor
+        self._uri = uri
+        self._tls = tls
+        self._interface = bind_interface
+
+    def listen(self, protocolFactory: IProtocolFactory) -> Deferred[IListeningPort]:
+        hostport = self._uri.host_port
+        if self._interface:
+            try:
+                host, port_text = split_host_port(hostport)
+                hostport = f"[{host}%{self._interface}]:{port_text}"
+            except AddressError:
+                pass
+        try:
+            host, port_text = split_host_port(hostport)
+            port = parse_port(port_text)
+        except AddressError as e:
+            return fail(ListenError(f"listen tcp {hostport}: {e}"))
+        host, zone = split_zone(host)
+        if host == "" or parse_ip(host) is not None:
+            resolving: Deferred[str] = succeed(host)
+        else:
+            resolving = _resolve_name(self._reactor, host)
+        if self._tls is not None:
+            protocolFactory = TLSMemoryBIOFactory(self._tls, False, protocolFactory)
+        return resolving.addCallback(self._listen, zone, port, protocolFactory)
+
+    def _listen(self, ip: str, zone: str, port: int, factory: IProtocolFactory) -> Any:
+        ip, resolved_zone = split_zone(ip)
+        zone = zone or resolved_zone
+        address = tcp_addr_string(ip, port, zone)
+        parsed = parse_ip(ip)
+        options = _SocketOptions(interface=self._interface, nodelay=False)
+        if not ip or (parsed is not None and parsed.is_unspecified):
+            if _dual_stack_supported():
+                kind, interface = TCP6ServerEndpoint, "::"
+                options = _SocketOptions(interface=self._interface, nodelay=False, v6only=False)
+            else:
+                kind, interface = TCP4ServerEndpoint, "0.0.0.0"
+        elif parsed is not None and parsed.version == 6:
+            kind, interface = TCP6ServerEndpoint, f"{ip}%{zone}" if zone else ip
+        else:
+            kind, interface = TCP4ServerEndpoint, ip
+        endpoint = kind(
+            _SocketOptionsReactor(self._reactor, options),
+            port,
+            backlog=LISTEN_BACKLOG,
+            interface=interface,
+        )
+        return endpoint.listen(factory).addErrback(_as_listen_error, f"listen tcp {address}")
+
+
+@implementer(IStreamServerEndpoint)
+class _UNIXListenEndpoint:
+    def __init__(self, reactor: Any, path: str) -> None:
+        self._reactor = reactor
+        self._path = path
+
+    def listen(self, protocolFactory: IProtocolFactory) -> Deferred[IListeningPort]:
+        endpoint = UNIXServerEndpoint(
+            self._reactor, self._path, backlog=LISTEN_BACKLOG, mode=0o777 & ~_umask()
+        )
+        return endpoint.listen(protocolFactory).addErrback(
+            _as_listen_error, f"listen unix {self._path}"
+        )
+
+
+def _as_listen_error(failure: Failure, prefix: str) -> Failure:
+    error = failure.value
+    cause = getattr(error, "socketError", None)
+    if isinstance(cause, OSError) and cause.errno is not None:
+        text = connect_failure_text(cause).replace("connect: ", "bind: ", 1)
+    else:
+        text = str(error)
+    listen_error = ListenError(f"{prefix}: {text}")
+    listen_error.__cause__ = error
+    return Failure(listen_error)
+
+
+@functools.cache
+def _dual_stack_supported() -> bool:
+    """Go's ``supportsIPv4map``: can one IPv6 socket also take IPv4 connections?"""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            probe.bind(("::ffff:127.0.0.1", 0))
+    except OSError:
+        return False
+    return True
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where Linux allows."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o022
+
+
+__all__ = [
+    "CONNECT_TIMEOUT",
+    "DialError",
+    "ListenError",
+    "ResolvedAddress",
+    "client_endpoint",
+    "resolve_address",
+    "server_endpoint",
+]

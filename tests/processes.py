@@ -9,6 +9,8 @@ import subprocess
 import time
 from collections.abc import Sequence
 
+from tests.helpers import ROOT
+
 
 class Process:
     """A child process whose combined output is read line by line, with timeouts."""
@@ -17,13 +19,12 @@ class Process:
         self, argv: Sequence[str], env: dict[str, str] | None = None, cwd: str | None = None
     ) -> None:
         self.argv = list(argv)
-        full_env = {**os.environ, **(env or {})}
         self.proc = subprocess.Popen(
             self.argv,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env=full_env,
+            env=child_env(env),
             cwd=cwd,
         )
         os.set_blocking(self.proc.stdout.fileno(), False)  # type: ignore[union-attr]
@@ -82,12 +83,23 @@ class Process:
             self.proc.wait()
 
 
-def run(argv: Sequence[str], timeout: float = 60.0, **kwargs) -> subprocess.CompletedProcess:
+def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """A child's environment: this checkout's ygg first on the path (not a copy installed
+    earlier), then ``extra`` (whose PYTHONPATH comes after the checkout)."""
+    env = {**os.environ, **(extra or {})}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def run(
+    argv: Sequence[str], timeout: float = 60.0, env: dict[str, str] | None = None, **kwargs
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         list(argv),
         capture_output=True,
         text=True,
         timeout=timeout,
         stdin=subprocess.DEVNULL,
+        env=child_env(env),
         **kwargs,
     )

@@ -54,3 +54,6 @@ class INode(Interface):
 
     def features():
         """Names of the features running on this node."""
+
+    def register_admin_method(method):
+        """Add a ``ygg.admin.registry.Method`` to the admin API (all three front doors)."""

@@ -86,21 +86,12 @@ def run(argv: list[str], reactor: Any = None) -> int:
         node = tap.makeService(options, reactor)
     except SystemExit as e:
         return int(e.code or 0)
-    failed: list[Any] = []
-
-    def start() -> None:
-        try:
-            node.startService()
-        except Exception:
-            from twisted.python.failure import Failure
-
-            failed.append(Failure())
-            reactor.stop()
-
-    reactor.callWhenRunning(start)
+    # Started before the reactor runs, as twistd does: a node that cannot start (an
+    # admin socket in use…) exits here with its own message.
+    try:
+        node.startService()
+    except SystemExit as e:
+        return int(e.code or 0)
     reactor.addSystemEventTrigger("before", "shutdown", node.stopService)
     reactor.run()
-    if failed:
-        print(f"ygg: {failed[0].getErrorMessage()}", file=sys.stderr)
-        return 1
     return 0

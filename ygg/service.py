@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,9 +13,15 @@ from zope.interface import implementer
 
 from ygg import address as addr
 from ygg import features as feature_registry
+from ygg.admin.json_socket import AdminListenError, AdminSocketService
+from ygg.admin.methods import builtin_registry
+from ygg.admin.registry import Method
 from ygg.config import NodeConfig
+from ygg.core.core import Core
 from ygg.errors import ConfigError
 from ygg.interfaces import INode
+from ygg.links.manager import Links
+from ygg.links.multicast import Multicast
 
 log = Logger(namespace="ygg")
 
@@ -47,6 +54,25 @@ class Node(MultiService):
             feature_registry.discover() if available_features is None else available_features
         )
         self._enabled: list[str] = []
+        self.core = Core(key, reactor)
+        self.router = self.core.router
+        self.links = Links(
+            reactor,
+            self.router,
+            key,
+            listen=config.listen,
+            peers=config.peers,
+            interface_peers=dict(config.interface_peers),
+            allowed_public_keys=config.allowed_public_keys,
+        )
+        self.links.setServiceParent(self)
+        self.multicast = Multicast(self.links, config.multicast_interfaces)
+        self.multicast.setServiceParent(self)
+        self.admin = builtin_registry()
+        if config.admin_listen not in ("none", ""):
+            AdminSocketService(self, self.admin, config.admin_listen, reactor).setServiceParent(
+                self
+            )
         self._add_features(feature_options or {})
 
     # -- composition ------------------------------------------------------------------
@@ -69,12 +95,21 @@ class Node(MultiService):
     def features(self) -> list[str]:
         return list(self._enabled)
 
+    def register_admin_method(self, method: Method) -> None:
+        self.admin.register(method)
+
     # -- IService ---------------------------------------------------------------------
 
     def startService(self) -> None:
         for warning in self._warnings:
             log.warn("Config: {warning}", warning=warning)
-        super().startService()
+        try:
+            super().startService()
+        except AdminListenError as e:
+            # As yggdrasil: the node does not run without the admin socket it was given.
+            log.error("{error}", error=str(e))
+            print(f"ygg: {e}", file=sys.stderr)
+            raise SystemExit(1) from None
         if self.config.if_name not in ("none", "dummy") and os.geteuid() != 0:
             log.info(
                 "Not starting TUN: creating {ifname} needs root; running without one",
@@ -99,5 +134,9 @@ class Node(MultiService):
     def stopService(self) -> Any:
         log.info("Stopping...")
         d = super().stopService()
-        d.addCallback(lambda _: log.info("Stopped"))
-        return d
+
+        def stopped(_: Any) -> None:
+            self.core.close()
+            log.info("Stopped")
+
+        return d.addCallback(stopped)

@@ -1,0 +1,150 @@
+"""yggdrasil 0.4.7's admin methods, each a function of the node returning plain data.
+
+Replies have the same keys, order, sorting and values as the Go node's (spec §6.3):
+lists sorted by key (getPeers by port, then priority), empty lists ``[]``, uptimes as
+float seconds, byte counters as integers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ygg import BUILD_NAME, __version__
+from ygg import address as addr
+from ygg.admin.registry import AdminError, Arg, Method, Registry
+from ygg.errors import YggError
+
+
+def _ip(key: bytes) -> str:
+    return addr.format_address(addr.address_for_key(key))
+
+
+def get_self(node: Any, args: dict[str, Any]) -> dict[str, Any]:
+    me = node.router.get_self()
+    return {
+        "build_name": BUILD_NAME,
+        "build_version": __version__,
+        "key": node.public_key.hex(),
+        "address": addr.format_address(node.address),
+        "coords": list(me.coords),
+        "subnet": addr.format_subnet(node.subnet),
+    }
+
+
+def get_peers(node: Any, args: dict[str, Any]) -> dict[str, Any]:
+    peers = []
+    for info in node.router.get_peers():
+        link = info.link
+        peers.append(
+            {
+                "address": _ip(info.key),
+                "key": info.key.hex(),
+                "port": info.port,
+                "priority": info.priority,
+                "coords": list(info.coords),
+                "remote": getattr(getattr(link, "spec", None), "name", ""),
+                "bytes_recvd": getattr(link, "bytes_recvd", 0),
+                "bytes_sent": getattr(link, "bytes_sent", 0),
+                "uptime": link.uptime() if hasattr(link, "uptime") else 0.0,
+            }
+        )
+    peers.sort(key=lambda p: (p["port"], p["priority"]))
+    return {"peers": peers}
+
+
+def get_dht(node: Any, args: dict[str, Any]) -> dict[str, Any]:
+    rows = [
+        {"address": _ip(d.key), "key": d.key.hex(), "port": d.port, "rest": d.rest}
+        for d in node.router.get_dht()
+    ]
+    return {"dht": sorted(rows, key=lambda r: r["key"])}
+
+
+def get_paths(node: Any, args: dict[str, Any]) -> dict[str, Any]:
+    rows = [
+        {"address": _ip(p.key), "key": p.key.hex(), "path": list(p.path)}
+        for p in node.router.get_paths()
+    ]
+    return {"paths": sorted(rows, key=lambda r: r["key"])}
+
+
+def get_sessions(node: Any, args: dict[str, Any]) -> dict[str, Any]:
+    rows = [
+        {
+            "address": _ip(s.key),
+            "key": s.key.hex(),
+            "bytes_recvd": s.rx,
+            "bytes_sent": s.tx,
+            "uptime": s.uptime,
+        }
+        for s in node.core.sessions.sessions()
+    ]
+    return {"sessions": sorted(rows, key=lambda r: r["key"])}
+
+
+def add_peer(node: Any, args: dict[str, Any]) -> dict[str, Any]:
+    try:
+        node.links.add_peer(args.get("uri", ""), args.get("interface", ""))
+    except YggError as e:
+        raise AdminError(str(e)) from None
+    return {}
+
+
+def remove_peer(node: Any, args: dict[str, Any]) -> dict[str, Any]:
+    try:
+        node.links.remove_peer(args.get("uri", ""), args.get("interface", ""))
+    except YggError as e:
+        raise AdminError(str(e)) from None
+    return {}
+
+
+def get_multicast_interfaces(node: Any, args: dict[str, Any]) -> dict[str, Any]:
+    multicast = getattr(node, "multicast", None)
+    names = sorted(multicast.interface_names()) if multicast is not None else []
+    return {"multicast_interfaces": names}
+
+
+def get_tun(node: Any, args: dict[str, Any]) -> dict[str, Any]:
+    tun = getattr(node, "tun", None)
+    if tun is None or not tun.enabled:
+        return {"enabled": False}
+    return {"enabled": True, "name": tun.name, "mtu": tun.mtu}
+
+
+def list_methods(node: Any, args: dict[str, Any]) -> dict[str, Any]:
+    return {"list": node.admin.list_entries()}
+
+
+URI_ARGS = (
+    Arg("uri", help="peer URI, e.g. tls://host:port"),
+    Arg("interface", help="source interface (optional)"),
+)
+
+BUILTIN = (
+    Method("list", "List available commands", list_methods),
+    Method("getSelf", "Show details about this node", get_self),
+    Method("getPeers", "Show directly connected peers", get_peers, table="peers"),
+    Method("getDHT", "Show known DHT entries", get_dht, table="dht"),
+    Method("getPaths", "Show established paths through this node", get_paths, table="paths"),
+    Method(
+        "getSessions",
+        "Show established traffic sessions with remote nodes",
+        get_sessions,
+        table="sessions",
+    ),
+    Method("addPeer", "Add a peer to the peer list", add_peer, URI_ARGS),
+    Method("removePeer", "Remove a peer from the peer list", remove_peer, URI_ARGS),
+    Method(
+        "getMulticastInterfaces",
+        "Show which interfaces multicast is enabled on",
+        get_multicast_interfaces,
+    ),
+    Method("getTUN", "Show information about the node's TUN interface", get_tun),
+)
+
+
+def builtin_registry() -> Registry:
+    registry = Registry()
+    for method in BUILTIN:
+        registry.register(method)
+    return registry

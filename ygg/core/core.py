@@ -1,0 +1,82 @@
+"""The node's core: the routing core and the encrypted sessions, wired together.
+
+``Router`` delivers kind-1 traffic to the session manager; the session manager sends its
+packets through the router and delivers messages here, where the first byte says whose
+they are (spec yggdrasil §4.1): IPv6 packets for the IPv6 layer, protocol messages
+(NodeInfo, remote debug) for the proto handler.  Both register themselves.  Out-of-band
+data (key lookups) goes to its own handler.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from ygg.keys import NodeKey
+from ygg.network.router import MTU as NETWORK_MTU
+from ygg.network.router import Router
+from ygg.session.manager import SessionManager
+
+TYPE_DUMMY = 0x00
+TYPE_IPV6 = 0x01
+TYPE_PROTO = 0x02
+
+#: The largest message the session layer carries, and so the IPv6 MTU plus the type byte.
+SESSION_MTU = NETWORK_MTU - SessionManager.OVERHEAD  # 53050
+#: What yggdrasil calls Core.MTU(): IPv6 packets up to this size fit (53049).
+IPV6_MTU = SESSION_MTU - 1
+
+Handler = Callable[[bytes, bytes], None]
+
+
+class Core:
+    def __init__(self, key: NodeKey, clock: Any) -> None:
+        self.key = key
+        self.public_key = key.public
+        self.clock = clock
+        self.router = Router(key, clock, deliver=self._from_network, deliver_oob=self._oob)
+        self.sessions = SessionManager(key, clock, send=self.router.send, deliver=self._message)
+        self.ipv6_handler: Handler | None = None
+        self.proto_handler: Handler | None = None
+        self.oob_handler: Callable[[bytes, bytes, bytes], None] | None = None
+        self.drops: Counter[str] = Counter()
+
+    # -- from the network -----------------------------------------------------------------
+
+    def _from_network(self, source: bytes, payload: bytes) -> None:
+        self.sessions.handle_packet(source, payload)
+
+    def _oob(self, source: bytes, dest: bytes, payload: bytes) -> None:
+        if self.oob_handler is not None:
+            self.oob_handler(source, dest, payload)
+
+    def _message(self, source: bytes, message: bytes) -> None:
+        if not message:
+            self.drops["empty"] += 1
+            return
+        kind = message[0]
+        if kind == TYPE_IPV6:
+            handler = self.ipv6_handler
+        elif kind == TYPE_PROTO:
+            handler = self.proto_handler
+        else:
+            self.drops["dummy" if kind == TYPE_DUMMY else "unknown-type"] += 1
+            return
+        if handler is None:
+            self.drops["no-handler"] += 1
+            return
+        handler(source, message)
+
+    # -- to the network -------------------------------------------------------------------
+
+    def send(self, dest: bytes, message: bytes) -> None:
+        """A typed message (first byte TYPE_IPV6 or TYPE_PROTO) to the node ``dest``."""
+        self.sessions.write_to(dest, message)
+
+    def send_oob(self, dest: bytes, data: bytes) -> None:
+        self.router.send_oob(dest, data)
+
+    def close(self) -> None:
+        self.sessions.close()
+        self.router.close()

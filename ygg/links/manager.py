@@ -1,0 +1,462 @@
+"""All of a node's peering: listeners, configured peers kept connected, one-off dials.
+
+``Links`` is a MultiService.  Each ``Listen`` URI is a listening service; each configured
+peer (``Peers``, ``InterfacePeers``, and peers added through the admin API) is a
+``ClientService`` that redials with backoff; multicast and autopeering make one-off
+``call``s.  The identity rule of the Go node (one link per type, local interface and
+remote address, §2.3) is kept here, as are AllowedPublicKeys and the quick redial of a
+dialled link that ends.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+from collections.abc import Callable
+from typing import Any
+
+from twisted.application.service import MultiService, Service
+from twisted.internet.defer import CancelledError, Deferred, fail
+from twisted.internet.interfaces import IStreamClientEndpoint
+from twisted.internet.protocol import Factory
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from ygg.errors import YggError
+from ygg.keys import NodeKey
+from ygg.links import endpoints
+from ygg.links.netutil import is_link_local_unicast, tcp_addr_string
+from ygg.links.protocol import LinkInfo, LinkProtocol, LinkSpec, _address_text
+from ygg.links.tls import make_certificate
+from ygg.links.uri import LinkURIError, PeerURI, parse_listen_uri, parse_peer_uri
+from ygg.network.router import Router
+
+log = Logger(namespace="ygg.links")
+
+QUICK_REDIAL_DELAY = 1.0
+QUICK_REDIAL_ATTEMPTS = 3
+MAX_REDIAL_DELAY = 60.0
+
+
+class AlreadyConnected(YggError):
+    """A link with this identity exists already: the dial is skipped, as Go does silently."""
+
+
+class DialError(YggError):
+    pass
+
+
+def tcp_identity(local_ip: str | None, remote_ip: str, port: int, zone: str = "") -> str:
+    """The remote part of a TCP/TLS link identity (Go's tcpIDFor)."""
+    if local_ip is not None and _same_ip(local_ip, remote_ip):
+        return tcp_addr_string(remote_ip, port, zone)
+    if is_link_local_unicast(remote_ip):
+        return str(ipaddress.ip_address(remote_ip.split("%")[0]))
+    return tcp_addr_string(remote_ip, port, zone)
+
+
+def _same_ip(a: str, b: str) -> bool:
+    try:
+        return ipaddress.ip_address(a.split("%")[0]) == ipaddress.ip_address(b.split("%")[0])
+    except ValueError:
+        return False
+
+
+class _LinkFactory(Factory):
+    """Builds the protocol for one connection whose spec is decided per connection."""
+
+    noisy = False
+
+    def __init__(self, links: Links, make_spec: Callable[[Any], LinkSpec]) -> None:
+        self.links = links
+        self.make_spec = make_spec
+
+    def buildProtocol(self, addr: Any) -> LinkProtocol:
+        return LinkProtocol(self.links, self.make_spec)
+
+
+class Links(MultiService):
+    def __init__(
+        self,
+        reactor: Any,
+        router: Router,
+        key: NodeKey,
+        *,
+        listen: tuple[str, ...] = (),
+        peers: tuple[str, ...] = (),
+        interface_peers: dict[str, tuple[str, ...]] | None = None,
+        allowed_public_keys: tuple[str, ...] = (),
+        jitter: Callable[[], float] | None = None,
+    ) -> None:
+        super().__init__()
+        self.reactor = reactor
+        self.router = router
+        self.key = key
+        self.public_key = key.public
+        self.allowed_keys = frozenset(
+            bytes.fromhex(k)[:32].ljust(32, b"\0") for k in allowed_public_keys
+        )
+        self.certificate = make_certificate(key)
+        self.jitter = jitter or random.random
+        self.links: dict[LinkInfo, LinkProtocol] = {}
+        self.up: set[LinkProtocol] = set()
+        self.persistent: dict[tuple[str, str], PersistentPeer] = {}
+        self.listeners: list[Listener] = []
+        for text in listen:
+            listener = Listener(self, text)
+            listener.setServiceParent(self)
+            self.listeners.append(listener)
+        for text in peers:
+            self._add_configured(text, "")
+        for interface, uris in (interface_peers or {}).items():
+            for text in uris:
+                self._add_configured(text, interface)
+
+    def _add_configured(self, text: str, interface: str) -> None:
+        try:
+            self.add_peer(text, interface)
+        except LinkURIError as e:
+            log.error("Failed to add peer: {error}", error=str(e))
+
+    def stopService(self) -> Any:
+        stopping = super().stopService()
+        for link in list(self.links.values()):
+            link.close("node stopping")
+        return stopping
+
+    # -- identities -----------------------------------------------------------------------
+
+    def new_deferred(self) -> Deferred[Any]:
+        return Deferred()
+
+    def register(self, link: LinkProtocol) -> bool:
+        info = link.spec.info
+        if info in self.links:
+            return False
+        self.links[info] = link
+        return True
+
+    def unregister(self, link: LinkProtocol) -> None:
+        if self.links.get(link.spec.info) is link:
+            del self.links[link.spec.info]
+
+    def link_up(self, link: LinkProtocol) -> None:
+        self.up.add(link)
+
+    def link_down(self, link: LinkProtocol) -> None:
+        self.up.discard(link)
+        if link.spec.outbound and link.redial is not None and self.running:
+            # A dialled link ended: try the same URI again shortly (as the Go node does).
+            link.redial()
+
+    def is_connected_to(self, info: LinkInfo) -> bool:
+        return info in self.links
+
+    # -- dialing --------------------------------------------------------------------------
+
+    def dial(self, uri: PeerURI, interface: str = "") -> Deferred[LinkProtocol]:
+        """Connect to ``uri`` and run the handshake; the Deferred fires with the link.
+
+        Fails with AlreadyConnected when a link with the same identity exists, with
+        DialError (text as the Go node's) when the connection cannot be made, and with
+        LinkError when the handshake fails.
+        """
+        if uri.scheme in ("tcp", "tls"):
+            resolving = endpoints.resolve_address(
+                self.reactor, uri, bind_interface=interface or None
+            )
+            return resolving.addCallback(self._dial_resolved, uri, interface)
+        if uri.scheme == "unix":
+            info = LinkInfo("unix", interface, uri.path)
+        elif uri.scheme == "socks":
+            info = LinkInfo("socks", "", "/" + uri.path)
+        else:
+            return fail(LinkURIError(f"unknown call scheme: {uri.scheme}"))
+        return self._connect(uri, info, endpoints.client_endpoint(self.reactor, uri, self.key))
+
+    def _dial_resolved(
+        self, address: endpoints.ResolvedAddress, uri: PeerURI, interface: str
+    ) -> Deferred[LinkProtocol]:
+        source = source_address_for(interface, address.ip) if interface else None
+        if interface and source is None:
+            return fail(DialError(f'no suitable source address found on interface "{interface}"'))
+        remote = tcp_identity(source, address.ip, address.port, address.zone)
+        info = LinkInfo(uri.scheme, interface, remote)
+        endpoint = endpoints.client_endpoint(
+            self.reactor,
+            uri,
+            self.key,
+            bind_interface=interface or None,
+            source_address=source,
+            resolved=address,
+            tls_certificate=self.certificate,
+        )
+        return self._connect(uri, info, endpoint)
+
+    def _connect(
+        self, uri: PeerURI, info: LinkInfo, endpoint: IStreamClientEndpoint
+    ) -> Deferred[LinkProtocol]:
+        if self.is_connected_to(info):
+            return fail(AlreadyConnected(str(info)))
+        spec = LinkSpec(info, uri.link_name(), True, uri.priority, uri.pinned_keys)
+        connecting = endpoint.connect(_LinkFactory(self, lambda transport: spec))
+        return connecting.addCallback(lambda link: link.handshake)
+
+    def call(self, text: str, interface: str = "") -> Deferred[LinkProtocol]:
+        """One dial, not kept up: multicast-discovered peers, autopeering.  A link it makes
+        is redialled a few times if it ends (Go's quick redial)."""
+        uri = parse_peer_uri(text)
+        return self._call(uri, interface, QUICK_REDIAL_ATTEMPTS)
+
+    def _call(self, uri: PeerURI, interface: str, attempts: int) -> Deferred[LinkProtocol]:
+        dialing = self.dial(uri, interface)
+
+        def up(link: LinkProtocol) -> LinkProtocol:
+            link.redial = lambda: self._quick_redial(uri, interface, QUICK_REDIAL_ATTEMPTS)
+            return link
+
+        return dialing.addCallback(up)
+
+    def _quick_redial(self, uri: PeerURI, interface: str, attempts: int) -> None:
+        def again() -> None:
+            if not self.running:
+                return
+            d = self._call(uri, interface, attempts - 1)
+            d.addErrback(failed)
+
+        def failed(failure: Failure) -> None:
+            if failure.check(AlreadyConnected):
+                return
+            log.debug(
+                "Quick redial of {uri} failed: {error}",
+                uri=uri.text,
+                error=failure.getErrorMessage(),
+            )
+            if attempts > 1:
+                self._quick_redial(uri, interface, attempts - 1)
+
+        self.reactor.callLater(QUICK_REDIAL_DELAY, again)
+
+    # -- configured peers (admin addPeer / removePeer) --------------------------------------
+
+    def add_peer(self, text: str, interface: str = "") -> None:
+        """Keep a link to this peer up.  Raises LinkURIError with the Go text, or
+        YggError("peer already configured")."""
+        key = (text, interface)
+        if key in self.persistent:
+            raise YggError("peer already configured")
+        peer = PersistentPeer(self, parse_peer_uri(text), interface)
+        self.persistent[key] = peer
+        peer.setServiceParent(self)
+
+    def remove_peer(self, text: str, interface: str = "") -> None:
+        peer = self.persistent.pop((text, interface), None)
+        if peer is None:
+            raise YggError("peer not configured")
+        peer.disownServiceParent()
+
+    # -- inspection -----------------------------------------------------------------------
+
+    def link_for(self, peer_link: Any) -> LinkProtocol | None:
+        return peer_link if isinstance(peer_link, LinkProtocol) else None
+
+
+class PersistentPeer(Service):
+    """One configured peer: dialled at start and redialled with backoff whenever it is down.
+
+    The first attempt after a link ends comes a second later (the Go node's quick
+    redial); failed attempts back off exponentially to a minute.  A handshake that fails
+    counts as a failed attempt.  An unreachable peer is logged once, then at debug level,
+    until it connects again.
+    """
+
+    def __init__(self, links: Links, uri: PeerURI, interface: str) -> None:
+        self.links = links
+        self.uri = uri
+        self.interface = interface
+        self.failures = 0
+        self.link: LinkProtocol | None = None
+        self._dialing: Deferred[LinkProtocol] | None = None
+        self._timer: Any = None
+
+    def delay(self) -> float:
+        """Seconds until the next attempt: 1, 2, 4… up to 60, plus up to a second of jitter
+        (so that many peers do not redial in step)."""
+        if self.failures == 0:
+            return QUICK_REDIAL_DELAY
+        return min(MAX_REDIAL_DELAY, QUICK_REDIAL_DELAY * 2 ** (self.failures - 1)) + (
+            self.links.jitter()
+        )
+
+    def startService(self) -> None:
+        super().startService()
+        self._dial()
+
+    def stopService(self) -> None:
+        super().stopService()
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        if self._dialing is not None:
+            self._dialing.cancel()
+        if self.link is not None:
+            self.link.close("peer removed" if self.links.running else "node stopping")
+
+    def _schedule(self) -> None:
+        if self.running:
+            self._timer = self.links.reactor.callLater(self.delay(), self._dial)
+
+    def _dial(self) -> None:
+        self._timer = None
+        if not self.running:
+            return
+        self._dialing = self.links.dial(self.uri, self.interface)
+        self._dialing.addCallbacks(self._up, self._failed)
+
+    def _up(self, link: LinkProtocol) -> None:
+        self._dialing = None
+        self.failures = 0
+        self.link = link
+        link.redial = self._down
+
+    def _down(self) -> None:
+        self.link = None
+        self._schedule()
+
+    def _failed(self, failure: Failure) -> None:
+        self._dialing = None
+        if failure.check(CancelledError) or not self.running:
+            return
+        if not failure.check(AlreadyConnected):
+            self.failures += 1
+            self._log_failure(failure)
+        self._schedule()
+
+    def _log_failure(self, failure: Failure) -> None:
+        emit = log.warn if self.failures == 1 else log.debug
+        emit(
+            "Failed to dial {kind} {host}: {error}{again}",
+            kind=self.uri.scheme.upper(),
+            host=self.uri.host_port or self.uri.path,
+            error=failure.getErrorMessage(),
+            again=" (retrying with backoff)" if self.failures == 1 else f" ({self.failures})",
+        )
+
+
+class Listener(Service):
+    """One ``Listen`` URI (or a multicast listener, bound to ``interface``)."""
+
+    def __init__(
+        self,
+        links: Links,
+        text: str,
+        interface: str = "",
+        on_listening: Callable[[Listener], None] | None = None,
+    ) -> None:
+        self.links = links
+        self.text = text
+        self.interface = interface
+        self.on_listening = on_listening
+        self.port: Any = None
+        self.uri: PeerURI | None = None
+
+    def startService(self) -> None:
+        super().startService()
+        try:
+            self.uri = parse_listen_uri(self.text)
+        except LinkURIError as e:
+            log.error(
+                "Invalid listener URI {uri!r} specified, ignoring ({error})",
+                uri=self.text,
+                error=str(e),
+            )
+            return
+        uri = self.uri
+        endpoint = endpoints.server_endpoint(
+            self.links.reactor,
+            uri,
+            self.links.key,
+            bind_interface=self.interface or None,
+            tls_certificate=self.links.certificate,
+        )
+        factory = _LinkFactory(self.links, self._spec)
+        endpoint.listen(factory).addCallbacks(self._listening, self._failed)
+
+    def _listening(self, port: Any) -> None:
+        self.port = port
+        if not self.running:
+            port.stopListening()
+            return
+        log.info(
+            "{kind} listener started on {address}",
+            kind=self.uri.scheme.upper(),
+            address=self.address,
+        )
+        if self.on_listening is not None:
+            self.on_listening(self)
+
+    def _failed(self, failure: Failure) -> None:
+        log.error(
+            "Failed to start listener {uri!r}: {error}",
+            uri=self.text,
+            error=failure.getErrorMessage(),
+        )
+
+    @property
+    def address(self) -> str:
+        if self.port is None:
+            return ""
+        return _address_text(self.port.getHost())
+
+    def _spec(self, transport: Any) -> LinkSpec:
+        uri = self.uri
+        assert uri is not None
+        peer = transport.getPeer()
+        if uri.scheme == "unix":
+            return LinkSpec(LinkInfo("unix", "", uri.text), uri.text, False, uri.priority)
+        local_ip = transport.getHost().host
+        remote_ip = peer.host
+        forced = is_link_local_unicast(remote_ip)
+        remote = tcp_identity(local_ip, remote_ip, peer.port)
+        zone = self.interface if forced else ""
+        name = f"{uri.scheme}://{tcp_addr_string(remote_ip, peer.port, zone)}"
+        info = LinkInfo(uri.scheme, self.interface, remote)
+        return LinkSpec(info, name, False, uri.priority, forced=forced)
+
+    def stopService(self) -> Any:
+        super().stopService()
+        if self.port is None:
+            return None
+        port, self.port = self.port, None
+        address = _address_text(port.getHost())
+        d = port.stopListening()
+
+        def stopped(_: Any) -> None:
+            log.info(
+                "{kind} listener stopped on {address}",
+                kind=self.uri.scheme.upper(),
+                address=address,
+            )
+
+        if isinstance(d, Deferred):
+            return d.addCallback(stopped)
+        stopped(None)
+        return None
+
+
+def source_address_for(interface: str, destination: str) -> str | None:
+    """The local address to dial ``destination`` from on ``interface`` (spec §2.4): the
+    first global or link-local unicast address of the same family and the same class."""
+    from ygg.links import interfaces
+
+    dest = ipaddress.ip_address(destination.split("%")[0])
+    for text in interfaces.addresses(interface):
+        src = ipaddress.ip_address(text.split("%")[0])
+        if src.version != dest.version:
+            continue
+        if not (src.is_global or src.is_private or src.is_link_local) or src.is_loopback:
+            continue
+        if src.is_link_local != dest.is_link_local:
+            continue
+        return f"{src}%{interface}" if src.is_link_local else str(src)
+    return None

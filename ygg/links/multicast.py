@@ -1,0 +1,267 @@
+"""Finding peers on the local network (spec yggdrasil §3): beacons to [ff02::114]:9001.
+
+Once a second, for every interface that is up, multicast-capable, not point-to-point and
+matched by a ``MulticastInterfaces`` entry (the first matching entry applies): with
+Beacon, keep a TLS listener on the interface's first link-local address and send a 50-byte
+beacon (key ‖ that address ‖ its port); with Listen, receive other nodes' beacons there
+and dial them with ``tls://[ip]:port/?key=…&priority=…`` through that interface.
+
+Each interface has its own UDP socket, bound to port 9001 and to the device
+(``SO_BINDTODEVICE``), joined to the group by interface index: Twisted's multicast API
+cannot join IPv6 groups per interface and loses the scope of received addresses, while a
+socket per interface tells us where a beacon came from.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.internet.protocol import DatagramProtocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from ygg.config import MulticastInterface
+from ygg.links import interfaces as host_interfaces
+from ygg.links.interfaces import Interface
+from ygg.links.manager import AlreadyConnected, Links, Listener
+
+log = Logger(namespace="ygg.multicast")
+
+GROUP = "ff02::114"
+PORT = 9001
+BEACON_SIZE = 50
+INTERVAL = 1.0
+_GROUP_BYTES = ipaddress.IPv6Address(GROUP).packed
+SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
+
+
+def beacon(key: bytes, address: str, port: int) -> bytes:
+    return key + ipaddress.IPv6Address(address.split("%")[0]).packed + struct.pack(">H", port)
+
+
+def parse_beacon(data: bytes) -> tuple[bytes, str, int] | None:
+    """(key, advertised IPv6 address, port), or None for what Go would ignore."""
+    if len(data) < 32 or len(data) - 2 <= 32:
+        return None
+    raw = data[32:-2]
+    if len(raw) != 16:
+        return None
+    (port,) = struct.unpack(">H", data[-2:])
+    return data[:32], str(ipaddress.IPv6Address(raw)), port
+
+
+def _link_local(interface: Interface) -> str | None:
+    for text in interface.addresses:
+        try:
+            ip = ipaddress.ip_address(text.split("%")[0])
+        except ValueError:
+            continue
+        if ip.version == 6 and ip.is_link_local:
+            return str(ip)
+    return None
+
+
+@dataclass
+class _Selected:
+    interface: Interface
+    entry: MulticastInterface
+    address: str | None
+
+
+class _BeaconProtocol(DatagramProtocol):
+    noisy = False
+
+    def __init__(self, multicast: Multicast, name: str) -> None:
+        self.multicast = multicast
+        self.name = name
+
+    def datagramReceived(self, data: bytes, addr: Any) -> None:
+        self.multicast.received(self.name, data, addr[0])
+
+
+class _InterfaceSocket:
+    """The UDP socket of one interface: sends our beacons, hears others' if joined."""
+
+    def __init__(self, reactor: Any, multicast: Multicast, interface: Interface) -> None:
+        self.name = interface.name
+        self.index = interface.index
+        self.joined = False
+        sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, interface.name.encode())
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, interface.index)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 1)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, 1)
+            sock.bind(("::", PORT))
+            sock.setblocking(False)
+            self.port = reactor.adoptDatagramPort(
+                sock.fileno(), socket.AF_INET6, _BeaconProtocol(multicast, interface.name)
+            )
+        finally:
+            sock.close()  # the reactor holds its own duplicate
+
+    def join(self) -> None:
+        if self.joined:
+            return
+        request = _GROUP_BYTES + struct.pack("@I", self.index)
+        try:
+            self.port.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, request)
+            self.joined = True
+        except OSError as e:
+            log.debug(
+                "Could not join {group} on {name}: {error}", group=GROUP, name=self.name, error=e
+            )
+
+    def send(self, data: bytes) -> None:
+        try:
+            self.port.write(data, (GROUP, PORT))
+        except OSError as e:
+            log.debug("Beacon on {name} not sent: {error}", name=self.name, error=e)
+
+    def close(self) -> None:
+        self.port.stopListening()
+
+
+class Multicast(Service):
+    def __init__(
+        self,
+        links: Links,
+        entries: tuple[MulticastInterface, ...],
+        *,
+        list_interfaces: Callable[[], list[Interface]] = host_interfaces.all_interfaces,
+    ) -> None:
+        self.links = links
+        self.reactor = links.reactor
+        self.key = links.public_key
+        self.entries = [e for e in entries if e.beacon or e.listen]
+        self.patterns = [(re.compile(e.regex), e) for e in self.entries]
+        self.list_interfaces = list_interfaces
+        self.selected: dict[str, _Selected] = {}
+        self.sockets: dict[str, _InterfaceSocket] = {}
+        self.listeners: dict[str, Listener] = {}
+        self._timer: Any = None
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.entries)
+
+    def interface_names(self) -> list[str]:
+        return list(self.selected)
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def startService(self) -> None:
+        super().startService()
+        if self.enabled:
+            log.debug("Starting multicast module")
+            self._tick()
+
+    def stopService(self) -> None:
+        super().stopService()
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        for name in list(self.listeners):
+            self._stop_listener(name)
+        for sock in self.sockets.values():
+            sock.close()
+        self.sockets.clear()
+        self.selected.clear()
+
+    # -- the tick -------------------------------------------------------------------------
+
+    def _select(self) -> dict[str, _Selected]:
+        selected: dict[str, _Selected] = {}
+        try:
+            found = self.list_interfaces()
+        except OSError as e:
+            log.debug("Cannot list interfaces: {error}", error=e)
+            return self.selected
+        for interface in found:
+            if not interface.up or not interface.multicast or interface.point_to_point:
+                continue
+            for pattern, entry in self.patterns:
+                if pattern.search(interface.name):
+                    selected[interface.name] = _Selected(interface, entry, _link_local(interface))
+                    break
+        return selected
+
+    def _tick(self) -> None:
+        self._timer = None
+        if not self.running:
+            return
+        self.selected = self._select()
+        for name in list(self.listeners):
+            chosen = self.selected.get(name)
+            listener = self.listeners[name]
+            bound = listener.text[len("tls://[") :].split("]")[0]
+            if chosen is None or chosen.address != bound:
+                log.debug("No longer multicasting on {name}", name=name)
+                self._stop_listener(name)
+        for name in list(self.sockets):
+            if name not in self.selected:
+                self.sockets.pop(name).close()
+        for name, chosen in self.selected.items():
+            if chosen.address is None:
+                continue
+            try:
+                sock = self.sockets.get(name)
+                if sock is None:
+                    sock = self.sockets[name] = _InterfaceSocket(
+                        self.reactor, self, chosen.interface
+                    )
+            except OSError as e:
+                log.debug("No multicast socket on {name}: {error}", name=name, error=e)
+                continue
+            if chosen.entry.listen:
+                sock.join()
+            if not chosen.entry.beacon:
+                continue
+            listener = self.listeners.get(name)
+            if listener is None:
+                listener = Listener(
+                    self.links, f"tls://[{chosen.address}]:{chosen.entry.port}", interface=name
+                )
+                self.listeners[name] = listener
+                listener.startService()
+                continue  # its first beacon goes out once it listens, on the next tick
+            if listener.port is not None:
+                sock.send(beacon(self.key, chosen.address, listener.port.getHost().port))
+        self._timer = self.reactor.callLater(INTERVAL, self._tick)
+
+    def _stop_listener(self, name: str) -> None:
+        listener = self.listeners.pop(name)
+        listener.stopService()
+
+    # -- beacons from others --------------------------------------------------------------
+
+    def received(self, name: str, data: bytes, source: str) -> None:
+        parsed = parse_beacon(data)
+        if parsed is None:
+            return
+        key, address, port = parsed
+        if key == self.key:
+            return
+        if ipaddress.ip_address(source.split("%")[0]) != ipaddress.ip_address(address):
+            return
+        chosen = self.selected.get(name)
+        if chosen is None or not chosen.entry.listen:
+            return
+        uri = f"tls://[{address}]:{port}/?key={key.hex()}&priority={chosen.entry.priority}"
+        self.links.call(uri, name).addErrback(self._call_failed, uri)
+
+    def _call_failed(self, failure: Failure, uri: str) -> None:
+        if not failure.check(AlreadyConnected):
+            log.debug(
+                "Call from multicast failed: {uri}: {error}",
+                uri=uri,
+                error=failure.getErrorMessage(),
+            )

@@ -278,7 +278,7 @@ def _load_extensions() -> None:
     """Import the modules that add subcommands (each registers itself with @command)."""
     import importlib
 
-    for module in ("ygg.admin.ctl", "ygg.plugins.meshname", "ygg.plugins.crawler"):
+    for module in ("ygg.admin.ctl", "ygg.popura.meshname", "ygg.popura.crawler"):
         try:
             importlib.import_module(module)
         except ImportError as e:

@@ -57,3 +57,46 @@ class INode(Interface):
 
     def register_admin_method(method):
         """Add a ``ygg.admin.registry.Method`` to the admin API (all three front doors)."""
+
+    def call_admin(name, arguments=None):
+        """Run an admin method by name (as the front doors do); Deferred of its reply."""
+
+    # -- peers ------------------------------------------------------------------------------
+
+    def peers():
+        """The links that are up, as a list of ``PeerSummary``."""
+
+    def configured_peers():
+        """The peers the node keeps connected (Peers, InterfacePeers, added by addPeer),
+        as (uri, interface) pairs."""
+
+    def call_peer(uri, interface=""):
+        """Dial ``uri`` once (not kept up when it drops, as yggdrasil's CallPeer).  Deferred
+        that fires when the link passed its handshake, or fails with the reason (the Go
+        node's error text).  Raises ``ygg.links.uri.LinkURIError`` for a bad URI."""
+
+    # -- asking other nodes -------------------------------------------------------------------
+
+    def get_node_info(key):
+        """Deferred of the NodeInfo (a dict) of the node with this 32-byte key; fails with
+        ``ygg.admin.registry.AdminError("Timed out waiting for response")`` after 6 s."""
+
+    def remote_get_self(key):
+        """Deferred of a remote node's debug getSelf: ``{"key": hex, "coords": "[1 2]"}``."""
+
+    def remote_get_peers(key):
+        """Deferred of the list of 32-byte keys of a remote node's peers."""
+
+    def remote_get_dht(key):
+        """Deferred of the list of 32-byte keys of a remote node's DHT neighbours."""
+
+
+@dataclass(frozen=True)
+class PeerSummary:
+    """One link that is up, as plugins see it."""
+
+    key: bytes
+    remote: str  # the link's name: the dialled URI, or tcp://ip:port for inbound
+    inbound: bool
+    uptime: float
+    port: int

@@ -19,7 +19,7 @@ from ygg.admin.registry import Method
 from ygg.config import NodeConfig
 from ygg.core.core import Core
 from ygg.errors import ConfigError
-from ygg.interfaces import INode
+from ygg.interfaces import INode, PeerSummary
 from ygg.links.manager import Links
 from ygg.links.multicast import Multicast
 
@@ -97,6 +97,42 @@ class Node(MultiService):
 
     def register_admin_method(self, method: Method) -> None:
         self.admin.register(method)
+
+    def call_admin(self, name: str, arguments: dict[str, Any] | None = None) -> Any:
+        return self.admin.call(self, name, arguments)
+
+    def peers(self) -> list[PeerSummary]:
+        rows = []
+        for info in self.router.get_peers():
+            link = info.link
+            rows.append(
+                PeerSummary(
+                    key=info.key,
+                    remote=link.spec.name,
+                    inbound=not link.spec.outbound,
+                    uptime=link.uptime(),
+                    port=info.port,
+                )
+            )
+        return rows
+
+    def configured_peers(self) -> list[tuple[str, str]]:
+        return list(self.links.persistent)
+
+    def call_peer(self, uri: str, interface: str = "") -> Any:
+        return self.links.call(uri, interface).addCallback(lambda _: None)
+
+    def get_node_info(self, key: bytes) -> Any:
+        return self.proto.get_node_info(key)
+
+    def remote_get_self(self, key: bytes) -> Any:
+        return self.proto.remote_get_self(key)
+
+    def remote_get_peers(self, key: bytes) -> Any:
+        return self.proto.remote_get_peers(key)
+
+    def remote_get_dht(self, key: bytes) -> Any:
+        return self.proto.remote_get_dht(key)
 
     # -- IService ---------------------------------------------------------------------
 

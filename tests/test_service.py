@@ -57,7 +57,9 @@ class Captured:
 
 
 def node(text: str = "{}", **kwargs) -> Node:
-    cfg = dataclasses.replace(config.parse(text)[0], admin_listen="none", multicast_interfaces=())
+    cfg = dataclasses.replace(
+        config.parse(text)[0], admin_listen="none", multicast_interfaces=(), if_name="none"
+    )
     return Node(cfg, MemoryReactorClock(), available_features=[FakeFeature()], **kwargs)
 
 

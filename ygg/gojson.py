@@ -25,6 +25,23 @@ _ESCAPES = {
 }
 
 
+class GoNumber(float):
+    """A number read from JSON that is written back exactly as it was (as Go re-indents a
+    json.RawMessage without touching its numbers)."""
+
+    text: str
+
+    def __new__(cls, text: str) -> GoNumber:
+        number = super().__new__(cls, float(text))
+        number.text = text
+        return number
+
+
+def loads(text: str | bytes) -> Any:
+    """JSON as a Go json.RawMessage carries it: key order and number text kept."""
+    return json.loads(text, parse_float=GoNumber, parse_int=GoNumber)
+
+
 def go_string(text: str) -> str:
     encoded = json.dumps(text, ensure_ascii=False)
     for char, escape in _ESCAPES.items():
@@ -84,6 +101,8 @@ def _encode(
         out.append("true")
     elif value is False:
         out.append("false")
+    elif isinstance(value, GoNumber):
+        out.append(value.text)
     elif isinstance(value, int):
         out.append(go_float(float(value)) if floats else str(value))
     elif isinstance(value, float):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Mapping
 from typing import Any
@@ -17,11 +16,15 @@ from ygg.admin.json_socket import AdminListenError, AdminSocketService
 from ygg.admin.methods import builtin_registry
 from ygg.admin.registry import Method
 from ygg.config import NodeConfig
-from ygg.core.core import Core
+from ygg.core.core import IPV6_MTU, Core
+from ygg.core.nodeinfo import build_node_info
+from ygg.core.proto import ProtoHandler
 from ygg.errors import ConfigError
 from ygg.interfaces import INode, PeerSummary
+from ygg.ipv6.layer import IPv6Layer
 from ygg.links.manager import Links
 from ygg.links.multicast import Multicast
+from ygg.tun.device import TunError, TunService
 
 log = Logger(namespace="ygg")
 
@@ -56,6 +59,17 @@ class Node(MultiService):
         self._enabled: list[str] = []
         self.core = Core(key, reactor)
         self.router = self.core.router
+        self.proto = ProtoHandler(
+            self._send_proto,
+            reactor,
+            key.public,
+            build_node_info(config.node_info, config.node_info_privacy),
+            self.router.get_self,
+            lambda: [p.key for p in self.router.get_peers()],
+            lambda: [d.key for d in self.router.get_dht()],
+            IPV6_MTU,
+        )
+        self.core.proto_handler = self.proto.handle
         self.links = Links(
             reactor,
             self.router,
@@ -73,6 +87,9 @@ class Node(MultiService):
             AdminSocketService(self, self.admin, config.admin_listen, reactor).setServiceParent(
                 self
             )
+        self.ipv6 = IPv6Layer(self.core, reactor)
+        self.tun = TunService(self.ipv6, config.if_name, config.if_mtu, reactor)
+        self.tun.setServiceParent(self)
         self._add_features(feature_options or {})
 
     # -- composition ------------------------------------------------------------------
@@ -89,6 +106,12 @@ class Node(MultiService):
                 service.setName(f"feature:{feature.name}")
                 service.setServiceParent(self)
                 self._enabled.append(feature.name)
+
+    def _send_proto(self, dest: bytes, message: bytes) -> None:
+        try:
+            self.core.send(dest, message)
+        except ValueError as e:  # an oversized reply: not sent, as Go's WriteTo refuses it
+            log.debug("Protocol message to {key} not sent: {error}", key=dest.hex(), error=e)
 
     # -- INode ------------------------------------------------------------------------
 
@@ -139,18 +162,14 @@ class Node(MultiService):
     def startService(self) -> None:
         for warning in self._warnings:
             log.warn("Config: {warning}", warning=warning)
+        self.ipv6.start()
         try:
             super().startService()
-        except AdminListenError as e:
+        except (AdminListenError, TunError) as e:
             # As yggdrasil: the node does not run without the admin socket it was given.
             log.error("{error}", error=str(e))
             print(f"ygg: {e}", file=sys.stderr)
             raise SystemExit(1) from None
-        if self.config.if_name not in ("none", "dummy") and os.geteuid() != 0:
-            log.info(
-                "Not starting TUN: creating {ifname} needs root; running without one",
-                ifname=self.config.if_name,
-            )
         # twistd starts services before the reactor runs; log once it does, so that when
         # these lines appear the node is up and SIGTERM is handled.
         self.reactor.callWhenRunning(self._announce)
@@ -172,6 +191,7 @@ class Node(MultiService):
         d = super().stopService()
 
         def stopped(_: Any) -> None:
+            self.ipv6.stop()
             self.core.close()
             log.info("Stopped")
 

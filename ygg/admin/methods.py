@@ -111,6 +111,56 @@ def get_tun(node: Any, args: dict[str, Any]) -> dict[str, Any]:
     return {"enabled": True, "name": tun.name, "mtu": tun.mtu}
 
 
+def go_hex_decode(text: str) -> bytes:
+    """hex.DecodeString with Go's error texts (``encoding/hex: invalid byte: U+007A 'z'``)."""
+    data = text.encode("utf-8", "surrogateescape")
+    for byte in data:  # Go reports the first bad byte before an odd length
+        if chr(byte) not in "0123456789abcdefABCDEF":
+            char = chr(byte)
+            shown = f"U+{byte:04X} '{char}'" if char.isprintable() else f"U+{byte:04X}"
+            raise ValueError(f"encoding/hex: invalid byte: {shown}")
+    if len(data) % 2:
+        raise ValueError("encoding/hex: odd length hex string")
+    return bytes.fromhex(data.decode())
+
+
+def _remote_key(args: dict[str, Any], prefix: str = "") -> tuple[bytes, bytes]:
+    """The key argument as Go reads it: hex of any length, copied into 32 zero bytes."""
+    text = args.get("key", "")
+    try:
+        raw = go_hex_decode(text)
+    except ValueError as e:
+        raise AdminError(f"{prefix}{e}") from None
+    return raw, raw[:32].ljust(32, b"\0")
+
+
+def get_node_info(node: Any, args: dict[str, Any]) -> Any:
+    if not args.get("key"):
+        raise AdminError("No remote public key supplied")
+    raw, key = _remote_key(args, "Failed to decode public key: ")
+    return node.get_node_info(key).addCallback(lambda info: {raw.hex(): info})
+
+
+def debug_remote_get_self(node: Any, args: dict[str, Any]) -> Any:
+    _, key = _remote_key(args)
+    return node.remote_get_self(key).addCallback(lambda reply: {_ip(key): reply})
+
+
+def debug_remote_get_peers(node: Any, args: dict[str, Any]) -> Any:
+    _, key = _remote_key(args)
+    return node.remote_get_peers(key).addCallback(lambda keys: {_ip(key): _keys(keys)})
+
+
+def debug_remote_get_dht(node: Any, args: dict[str, Any]) -> Any:
+    _, key = _remote_key(args)
+    return node.remote_get_dht(key).addCallback(lambda keys: {_ip(key): _keys(keys)})
+
+
+def _keys(keys: list[bytes]) -> dict[str, Any]:
+    # Go leaves the "keys" member out when the reply held none.
+    return {"keys": [k.hex() for k in keys]} if keys else {}
+
+
 def list_methods(node: Any, args: dict[str, Any]) -> dict[str, Any]:
     return {"list": node.admin.list_entries()}
 
@@ -119,6 +169,8 @@ URI_ARGS = (
     Arg("uri", help="peer URI, e.g. tls://host:port"),
     Arg("interface", help="source interface (optional)"),
 )
+
+KEY_ARGS = (Arg("key", help="the remote node's public key, in hex"),)
 
 BUILTIN = (
     Method("list", "List available commands", list_methods),
@@ -140,6 +192,33 @@ BUILTIN = (
         get_multicast_interfaces,
     ),
     Method("getTUN", "Show information about the node's TUN interface", get_tun),
+    Method(
+        "getNodeInfo",
+        "Request nodeinfo from a remote node by its public key",
+        get_node_info,
+        KEY_ARGS,
+    ),
+    Method(
+        "debug_remoteGetSelf",
+        "Debug use only",
+        debug_remote_get_self,
+        KEY_ARGS,
+        go_request="DebugGetSelfRequest",
+    ),
+    Method(
+        "debug_remoteGetPeers",
+        "Debug use only",
+        debug_remote_get_peers,
+        KEY_ARGS,
+        go_request="DebugGetPeersRequest",
+    ),
+    Method(
+        "debug_remoteGetDHT",
+        "Debug use only",
+        debug_remote_get_dht,
+        KEY_ARGS,
+        go_request="DebugGetDHTRequest",
+    ),
 )
 
 

@@ -1,0 +1,198 @@
+"""IPv6 over the mesh (spec yggdrasil §5): address checks, key lookup, Packet Too Big.
+
+Outbound, a packet from the TUN must come from our address or subnet and go to a
+200::/7 address or a 300::/64 subnet.  The key behind that address is found by an
+out-of-band lookup sent towards the partial key the address names; until the answer
+comes, the latest packet for that destination waits (one per address and one per
+subnet, as the Go node keeps).  Inbound, a packet must be for us and come from the
+address or subnet of the key that sent it; receiving one also teaches us that key.
+
+The layer runs with or without a TUN: without one it still answers lookups, and its MTU
+stays 1280, as yggdrasil's does.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from ygg import address as addr
+from ygg.core.core import TYPE_IPV6
+from ygg.ipv6.icmp import packet_too_big
+from ygg.keys import SIGNATURE_SIZE
+
+KEY_TIMEOUT = 120.0  # a learnt key, and a buffered packet, are kept this long after last use
+SWEEP_INTERVAL = 30.0
+DEFAULT_MTU = 1280
+LOOKUP = 0x01
+RESPONSE = 0x02
+_OOB_SIZE = 1 + SIGNATURE_SIZE
+_IPV6_HEADER = 40
+
+
+class KeyInfo:
+    __slots__ = ("address", "key", "subnet", "used")
+
+    def __init__(self, key: bytes, now: float) -> None:
+        self.key = key
+        self.address = addr.address_for_key(key)
+        self.subnet = addr.subnet_for_key(key)
+        self.used = now
+
+
+class IPv6Layer:
+    def __init__(self, core: Any, clock: Any) -> None:
+        self.core = core
+        self.clock = clock
+        key = core.key
+        self.node_key = key
+        self.address = addr.address_for_key(key.public)
+        self.subnet = addr.subnet_for_key(key.public)
+        self.mtu = DEFAULT_MTU
+        #: Where packets for this node go (the TUN); None drops them (counted).
+        self.write_tun: Callable[[bytes], None] | None = None
+        self.by_key: dict[bytes, KeyInfo] = {}
+        self.by_address: dict[bytes, KeyInfo] = {}
+        self.by_subnet: dict[bytes, KeyInfo] = {}
+        self.address_buffer: dict[bytes, tuple[bytes, float]] = {}
+        self.subnet_buffer: dict[bytes, tuple[bytes, float]] = {}
+        self._lookup_signatures: dict[bytes, bytes] = {}
+        self.drops: Counter[str] = Counter()
+        self._sweeper: Any = None
+        core.ipv6_handler = self.receive
+        core.oob_handler = self.handle_oob
+
+    def start(self) -> None:
+        self._sweeper = self.clock.callLater(SWEEP_INTERVAL, self._sweep)
+
+    def stop(self) -> None:
+        if self._sweeper is not None and self._sweeper.active():
+            self._sweeper.cancel()
+        self._sweeper = None
+
+    # -- outbound: from the TUN to the mesh -----------------------------------------------
+
+    def send(self, packet: bytes) -> None:
+        if len(packet) < _IPV6_HEADER or packet[0] & 0xF0 != 0x60:
+            self.drops["not-ipv6" if packet and packet[0] & 0xF0 != 0x60 else "undersized"] += 1
+            return
+        source = packet[8:24]
+        if source != self.address and packet[8:16] != self.subnet:
+            self.drops["source"] += 1  # normal for the kernel's fe80:: traffic
+            return
+        prefix = packet[24]
+        if prefix == addr.ADDRESS_PREFIX:
+            dest = packet[24:40]
+            info = self.by_address.get(dest)
+            buffers = self.address_buffer
+        elif prefix == addr.SUBNET_PREFIX:
+            dest = packet[24:32]
+            info = self.by_subnet.get(dest)
+            buffers = self.subnet_buffer
+        else:
+            self.drops["destination"] += 1
+            return
+        now = self.clock.seconds()
+        if info is not None:
+            info.used = now
+            self._write(info.key, packet)
+            return
+        buffers[dest] = (bytes(packet), now)
+        partial = addr.key_for_address(dest)[0] if len(dest) == 16 else addr.key_for_subnet(dest)[0]
+        self._send_lookup(partial)
+
+    def _write(self, key: bytes, packet: bytes) -> None:
+        try:
+            self.core.send(key, bytes((TYPE_IPV6,)) + packet)
+        except ValueError:
+            self.drops["oversized"] += 1
+
+    # -- inbound: from the mesh to the TUN ------------------------------------------------
+
+    def receive(self, source: bytes, message: bytes) -> None:
+        """A session message of type IPv6 (its first byte is the type) from ``source``."""
+        packet = message[1:]
+        if len(packet) < _IPV6_HEADER or packet[0] & 0xF0 != 0x60:
+            self.drops["not-ipv6"] += 1
+            return
+        if len(packet) > self.mtu:
+            self.drops["too-big"] += 1
+            self.send(packet_too_big(packet, self.mtu))
+            return
+        if packet[24:40] != self.address and packet[24:32] != self.subnet:
+            self.drops["not-for-us"] += 1
+            return
+        info = self._learn(source)
+        if packet[8:24] != info.address and packet[8:16] != info.subnet:
+            self.drops["spoofed-source"] += 1
+            return
+        write = self.write_tun
+        if write is None:
+            self.drops["no-tun"] += 1
+            return
+        write(packet)
+
+    def _learn(self, key: bytes) -> KeyInfo:
+        """Remember which key is behind an address and subnet; send what waited for it."""
+        now = self.clock.seconds()
+        info = self.by_key.get(key)
+        if info is not None:
+            info.used = now
+            return info
+        info = KeyInfo(bytes(key), now)
+        self.by_key[info.key] = info
+        self.by_address[info.address] = info
+        self.by_subnet[info.subnet] = info
+        waiting = [
+            buffer.pop(dest)[0]
+            for buffer, dest in (
+                (self.address_buffer, info.address),
+                (self.subnet_buffer, info.subnet),
+            )
+            if dest in buffer
+        ]
+        for packet in waiting:
+            self._write(info.key, packet)
+        return info
+
+    # -- key lookups (out-of-band) --------------------------------------------------------
+
+    def _send_lookup(self, partial: bytes) -> None:
+        signature = self._lookup_signatures.get(partial)
+        if signature is None:
+            if len(self._lookup_signatures) > 1024:
+                self._lookup_signatures.clear()
+            signature = self._lookup_signatures[partial] = self.node_key.sign(partial)
+        self.core.send_oob(partial, bytes((LOOKUP,)) + signature)
+
+    def handle_oob(self, source: bytes, dest: bytes, data: bytes) -> None:
+        if len(data) != _OOB_SIZE:
+            return
+        kind, signature = data[0], bytes(data[1:])
+        verify = self.core.router.verify
+        if kind == LOOKUP:
+            # Only the /64 prefix is compared, as in Go, even for an address lookup.
+            if addr.subnet_for_key(dest) == self.subnet and verify(source, dest, signature):
+                reply = self.node_key.sign(source)
+                self.core.send_oob(source, bytes((RESPONSE,)) + reply)
+        elif kind == RESPONSE:
+            if verify(source, dest, signature):
+                self._learn(source)
+
+    # -- housekeeping ---------------------------------------------------------------------
+
+    def _sweep(self) -> None:
+        cutoff = self.clock.seconds() - KEY_TIMEOUT
+        for key, info in list(self.by_key.items()):
+            if info.used < cutoff:
+                del self.by_key[key]
+                if self.by_address.get(info.address) is info:
+                    del self.by_address[info.address]
+                if self.by_subnet.get(info.subnet) is info:
+                    del self.by_subnet[info.subnet]
+        for buffer in (self.address_buffer, self.subnet_buffer):
+            for dest, (_, stored) in list(buffer.items()):
+                if stored < cutoff:
+                    del buffer[dest]
+        self._sweeper = self.clock.callLater(SWEEP_INTERVAL, self._sweep)

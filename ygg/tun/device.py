@@ -1,0 +1,150 @@
+"""The TUN interface (spec yggdrasil §5.5): packets between the kernel and the IPv6 layer.
+
+The device is opened with ``twisted.pair.tuntap`` (IFF_TUN, no packet-info header) and
+configured with pyroute2: the MTU (IfMTU, at most 53049, at least 1280), our address
+with prefix length 7 (which gives the kernel its route to 200::/7, covering 300::/8 too)
+and link up.  The device disappears when the node stops.  A device that cannot take a
+packet (its queue full) drops it and counts the drop.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections import Counter
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.internet.protocol import AbstractDatagramProtocol
+from twisted.logger import Logger
+from twisted.pair.raw import IRawPacketProtocol
+from twisted.pair.tuntap import TuntapPort
+from zope.interface import implementer
+
+from ygg import address as addr
+from ygg.config import MAX_IF_MTU, MIN_IF_MTU
+from ygg.core.core import IPV6_MTU
+from ygg.errors import YggError
+
+log = Logger(namespace="ygg.tun")
+
+READ_SIZE = 65535
+
+
+class TunError(YggError):
+    pass
+
+
+@implementer(IRawPacketProtocol)
+class _TunProtocol(AbstractDatagramProtocol):
+    noisy = False
+
+    def __init__(self, tun: TunService) -> None:
+        self.tun = tun
+
+    def datagramReceived(self, data: bytes, partial: int = 0) -> None:
+        self.tun.ipv6.send(data)
+
+    # IRawPacketProtocol's registration API is for protocol demultiplexing; unused here.
+    def addProto(self, num: int, proto: Any) -> None:
+        raise NotImplementedError
+
+
+def wants_tun(if_name: str) -> bool:
+    return if_name not in ("none", "dummy", "")
+
+
+class TunService(Service):
+    def __init__(self, ipv6: Any, if_name: str, if_mtu: int, reactor: Any) -> None:
+        self.ipv6 = ipv6
+        self.requested_name = if_name
+        self.requested_mtu = if_mtu
+        self.reactor = reactor
+        self.port: TuntapPort | None = None
+        self.name = ""
+        self.mtu = 0
+        self.drops: Counter[str] = Counter()
+
+    @property
+    def enabled(self) -> bool:
+        return self.port is not None
+
+    def startService(self) -> None:
+        super().startService()
+        if not wants_tun(self.requested_name):
+            log.debug("Not starting TUN as ifname is none or dummy")
+            return
+        if os.geteuid() != 0:
+            log.warn(
+                "Not starting TUN: creating {ifname} needs root (or CAP_NET_ADMIN); "
+                "running without one",
+                ifname=self.requested_name,
+            )
+            return
+        name = b"" if self.requested_name == "auto" else self.requested_name.encode()
+        port = TuntapPort(name, _TunProtocol(self), maxPacketSize=READ_SIZE, reactor=self.reactor)
+        try:
+            port.startListening()
+        except Exception as e:  # CannotListenError and OSError from the ioctl
+            raise TunError(f"failed to create TUN {self.requested_name}: {e}") from None
+        self.port = port
+        self.name = port.interface.decode() if isinstance(port.interface, bytes) else port.interface
+        try:
+            self.mtu = self._configure()
+        except Exception as e:
+            port.stopListening()
+            self.port = None
+            raise TunError(f"failed to configure TUN {self.name}: {e}") from None
+        self.ipv6.mtu = self.mtu
+        self.ipv6.write_tun = self.write
+        log.info("Interface name: {name}", name=self.name)
+        log.info(
+            "Interface IPv6: {address}/{length}",
+            address=addr.format_address(self.ipv6.address),
+            length=addr.PREFIX_LENGTH,
+        )
+        log.info("Interface MTU: {mtu}", mtu=self.mtu)
+
+    def _configure(self) -> int:
+        from pyroute2 import IPRoute
+
+        requested = min(self.requested_mtu, IPV6_MTU)
+        with IPRoute() as ip:
+            (index,) = ip.link_lookup(ifname=self.name)
+            ip.link("set", index=index, mtu=max(MIN_IF_MTU, requested))
+            link = ip.get_links(index)[0]
+            mtu = max(MIN_IF_MTU, min(MAX_IF_MTU, link.get_attr("IFLA_MTU")))
+            if mtu != requested:
+                log.warn(
+                    "Warning: Interface MTU {wanted} automatically adjusted to {mtu} "
+                    "(supported range is 1280-65535)",
+                    wanted=self.requested_mtu,
+                    mtu=mtu,
+                )
+            ip.addr(
+                "add",
+                index=index,
+                address=addr.format_address(self.ipv6.address),
+                prefixlen=addr.PREFIX_LENGTH,
+            )
+            ip.link("set", index=index, state="up")
+        return mtu
+
+    def write(self, packet: bytes) -> None:
+        port = self.port
+        if port is None:
+            self.drops["closed"] += 1
+            return
+        try:
+            port.write(packet)
+        except OSError as e:
+            # A full queue (or a device going down): drop, as a router does.
+            self.drops[errno.errorcode.get(e.errno or 0, "error")] += 1
+
+    def stopService(self) -> Any:
+        super().stopService()
+        self.ipv6.write_tun = None
+        port, self.port = self.port, None
+        if port is None:
+            return None
+        return port.stopListening()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.helpers import PYTHON, ROOT, TWISTD, YGG, YGGDRASIL, require_go
+from tests.helpers import PYTHON, ROOT, TWISTD, YGG, YGGDRASIL, require_go, require_root
 from tests.processes import Process, run
 from ygg import address as addr
 from ygg import config
@@ -91,9 +91,24 @@ class DaemonTests(SynchronousTestCase):
         self.assertEqual(proc.stop(signal.SIGINT), 0, proc.output)
 
     def test_autoconf(self) -> None:
+        """The default config beacons on every interface and opens the default admin socket:
+        run it in a network and mount namespace of its own, so nothing leaves this test."""
+        require_root()
+        isolate = [
+            "unshare",
+            "--net",
+            "--mount",
+            "--",
+            "sh",
+            "-c",
+            'mount -t tmpfs tmpfs /var/run && exec "$0" "$@"',
+        ]
         for argv in ([TWISTD, "-n", "--pidfile=", "ygg", "--autoconf"], [YGG, "-autoconf"]):
-            proc = self.start(*argv)
+            proc = self.start(*isolate, *argv)
             proc.wait_for("Your IPv6 subnet is 3")
+            self.assertIn(
+                "UNIX admin socket listening on /var/run/yggdrasil/yggdrasil.sock", proc.output
+            )
             self.assertEqual(proc.stop(), 0, proc.output)
 
     def test_no_config_source(self) -> None:

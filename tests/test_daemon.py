@@ -186,14 +186,14 @@ class ThirdPartyPluginTests(SynchronousTestCase):
     def test_started_when_enabled(self) -> None:
         proc = self.node({"Example": {"Enable": True, "Greeting": "good morning"}})
         proc.wait_for("example feature: good morning from ")
-        proc.wait_for("Features: example (on)")
+        proc.wait_for("example (on)")
         proc.wait_for("Your IPv6 subnet is")
         self.assertEqual(proc.stop(), 0)
         self.assertIn("example feature: goodbye", proc.output)
 
     def test_not_started_when_not_enabled(self) -> None:
         proc = self.node({"Example": {"Enable": False}})
-        proc.wait_for("Features: example (off)")
+        proc.wait_for("example (off)")
         proc.wait_for("Your IPv6 subnet is")
         self.assertEqual(proc.stop(), 0)
         self.assertNotIn("example feature:", proc.output)

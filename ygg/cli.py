@@ -147,6 +147,7 @@ _GO_BOOL = {
     "address",
     "subnet",
     "publickey",
+    "meshnameconf",
 }
 _GO_VALUE = {"useconffile", "logto", "loglevel"}
 
@@ -235,6 +236,8 @@ def go_main(argv: list[str]) -> int:
     if flags.get("version"):
         print_version()
         return 0
+    if flags.get("meshnameconf") and "meshnameconf" in COMMANDS:
+        return COMMANDS["meshnameconf"][1](list(argv))
     if flags.get("autoconf") or has_config:
         if has_config and (flags.get("normaliseconf") or derived):
             try:

@@ -55,6 +55,9 @@ class INode(Interface):
     def features():
         """Names of the features running on this node."""
 
+    def tun_enabled():
+        """Whether the node's TUN is up (so 200::/7 on this host leads into the mesh)."""
+
     def register_admin_method(method):
         """Add a ``ygg.admin.registry.Method`` to the admin API (all three front doors)."""
 

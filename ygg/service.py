@@ -118,6 +118,9 @@ class Node(MultiService):
     def features(self) -> list[str]:
         return list(self._enabled)
 
+    def tun_enabled(self) -> bool:
+        return self.tun.enabled
+
     def register_admin_method(self, method: Method) -> None:
         self.admin.register(method)
 

@@ -114,6 +114,16 @@ class Node:
     def key(self) -> str:
         return self.config["PrivateKey"][64:]
 
+    def address_bytes(self) -> bytes:
+        from ygg.address import address_for_key
+
+        return address_for_key(bytes.fromhex(self.key))
+
+    def address_text(self) -> str:
+        from ygg.address import format_address
+
+        return format_address(self.address_bytes())
+
     @property
     def config_path(self) -> str:
         return os.path.join(self.dir, "config.json")

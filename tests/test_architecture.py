@@ -45,3 +45,13 @@ class SansIOTests(SynchronousTestCase):
                         "twisted.internet.interfaces"
                     ):
                         self.fail(f"{path.relative_to(ROOT)} imports {name}")
+
+
+class KernelAccessTests(SynchronousTestCase):
+    def test_only_tun_and_radv_use_pyroute2(self) -> None:
+        """Rule 3: addresses and routes are configured by the TUN and RAdv only."""
+        allowed = {"ygg/tun/device.py", "ygg/popura/radv.py"}
+        for path in sorted((ROOT / "ygg").rglob("*.py")):
+            relative = str(path.relative_to(ROOT))
+            if any(name.startswith("pyroute2") for name in imports(path)):
+                self.assertIn(relative, allowed)

@@ -1,0 +1,763 @@
+"""Autopeering (ygg.popura.autopeer), deterministically: a task.Clock, a fake node, an
+injected latency measurement and an injected dialer.  Nothing here dials anything; the
+built-in list is only read."""
+
+from __future__ import annotations
+
+import random
+import shutil
+import subprocess
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint
+from twisted.internet.error import ConnectionRefusedError, DNSLookupError
+from twisted.internet.interfaces import IHostnameResolver
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.logger import Logger
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
+from zope.interface.verify import verifyObject
+
+from tests.helpers import PYTHON, ROOT
+from ygg import features
+from ygg.admin.registry import Registry
+from ygg.config import AutopeeringConfig, parse_section
+from ygg.errors import ConfigError
+from ygg.interfaces import IFeature, INode, PeerSummary
+from ygg.plugins import autopeer as glue
+from ygg.popura import autopeer
+from ygg.popura.autopeer import (
+    CLOSEST,
+    GRACE,
+    AutopeerService,
+    Candidate,
+    Measurement,
+    TCPProbe,
+    choose,
+    is_internet_peer,
+    parse_peer_list,
+)
+
+KEY = bytes(32)
+
+
+def uri(i: int) -> str:
+    return f"tls://192.0.2.{i}:{1000 + i}"
+
+
+def latencies(count: int = 30, dead: tuple[int, ...] = ()) -> dict[str, float | None]:
+    """Peer i answers in (i + 1) ms, so peers 0–9 are the 10 fastest; ``dead`` do not."""
+    return {uri(i): None if i in dead else (i + 1) / 1000 for i in range(count)}
+
+
+def measurements(table: dict[str, float | None]) -> list[Measurement]:
+    found = parse_peer_list(table)[0]
+    return [Measurement(c, table[c.uri], "" if table[c.uri] else "refused") for c in found]
+
+
+@implementer(INode)
+class FakeNode:
+    """The INode parts autopeering uses, with links the test puts up and takes down."""
+
+    def __init__(self, configured: tuple[str, ...] = ()) -> None:
+        self.reactor = Clock()
+        self.config = None
+        self.public_key = KEY
+        self.address = b""
+        self.subnet = b""
+        self.links: list[PeerSummary] = []
+        self.configured = [(u, "") for u in configured]
+        self.admin = Registry()
+
+    def up(self, remote: str, inbound: bool = False) -> None:
+        self.links.append(PeerSummary(KEY, remote, inbound, 0.0, len(self.links) + 1))
+
+    def down(self, remote: str) -> None:
+        self.links = [p for p in self.links if p.remote != remote]
+
+    def peers(self) -> list[PeerSummary]:
+        return list(self.links)
+
+    def configured_peers(self) -> list[tuple[str, str]]:
+        return list(self.configured)
+
+    def register_admin_method(self, method: Any) -> None:
+        self.admin.register(method)
+
+    def call_admin(self, name: str, arguments: Any = None) -> Any:
+        return self.admin.call(self, name, arguments)
+
+    def call_peer(self, uri: str, interface: str = "") -> Deferred[None]:
+        raise AssertionError("the tests inject their dialer")
+
+    def features(self) -> list[str]:
+        return ["autopeer"]
+
+    def get_node_info(self, key: bytes) -> Any: ...
+    def remote_get_self(self, key: bytes) -> Any: ...
+    def remote_get_peers(self, key: bytes) -> Any: ...
+    def remote_get_dht(self, key: bytes) -> Any: ...
+
+
+class FakeMeasure:
+    """Answers from a table (URI -> seconds, None = refused), synchronously or not."""
+
+    def __init__(self, table: dict[str, float | None], hold: bool = False) -> None:
+        self.table = table
+        self.hold = hold
+        self.calls: list[list[Candidate]] = []
+        self.pending: list[Deferred[list[Measurement]]] = []
+        self.cancelled = 0
+
+    def __call__(self, candidates: list[Candidate]) -> Deferred[list[Measurement]]:
+        self.calls.append(candidates)
+        result = [Measurement(c, self.table.get(c.uri)) for c in candidates]
+        if self.hold:
+            d: Deferred[list[Measurement]] = Deferred(self._cancel)
+            self.pending.append(d)
+            return d
+        return succeed(result)
+
+    def _cancel(self, d: Deferred[Any]) -> None:
+        self.cancelled += 1
+
+
+class FakeDialer:
+    """Records dials.  ``mode``: "up" (the link comes up at once), "refuse" (the dial
+    fails), "hold" (the dial never ends)."""
+
+    def __init__(self, node: FakeNode, mode: str = "up") -> None:
+        self.node = node
+        self.mode = mode
+        self.dialled: list[tuple[float, str]] = []
+
+    def __call__(self, uri: str) -> Deferred[None]:
+        self.dialled.append((self.node.reactor.seconds(), uri))
+        if self.mode == "up":
+            self.node.up(autopeer.link_name(uri))
+            return succeed(None)
+        if self.mode == "refuse":
+            return fail(ConnectionRefusedError("connection refused"))
+        return Deferred()
+
+    @property
+    def uris(self) -> list[str]:
+        return [u for _, u in self.dialled]
+
+
+def config(**values: Any) -> AutopeeringConfig:
+    return parse_section(AutopeeringConfig, {"Enable": True, **values}, "Autopeering")
+
+
+class ServiceCase(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.patch(autopeer, "log", Logger(observer=self.events.append))
+
+    def make(
+        self,
+        table: dict[str, float | None] | None = None,
+        *,
+        configured: tuple[str, ...] = (),
+        mode: str = "up",
+        seed: int = 1,
+        hold_measure: bool = False,
+        **values: Any,
+    ) -> AutopeerService:
+        table = latencies() if table is None else table
+        node = FakeNode(configured)
+        measure = FakeMeasure(table, hold_measure)
+        dialer = FakeDialer(node, mode)
+        values.setdefault("Peers", list(table))
+        service = AutopeerService(
+            node, config(**values), measure=measure, dial=dialer, rng=random.Random(seed)
+        )
+        self.service, self.node, self.measure, self.dialer = service, node, measure, dialer
+        return service
+
+    def advance_to(self, until: float) -> None:
+        """Start (if needed) and let the clock run to ``until`` seconds, a second a step."""
+        service, node = self.service, self.node
+        if not service.running:
+            service.startService()
+            self.addCleanup(lambda: service.running and service.stopService())
+        clock = node.reactor
+        while clock.seconds() < until:
+            clock.advance(1)
+
+    def logged(self, level: str) -> list[str]:
+        from twisted.logger import formatEvent
+
+        return [formatEvent(e) for e in self.events if e["log_level"].name == level]
+
+
+# -- the list -------------------------------------------------------------------------------
+
+
+class PeerListTests(SynchronousTestCase):
+    def test_comments_blank_lines_duplicates_and_non_peers(self) -> None:
+        found, rejected = parse_peer_list(
+            [
+                "# a comment",
+                "",
+                "   ",
+                "tls://[2001:db8::1]:443?key=00ff&sni=example.net",
+                "tcp://example.net:80",
+                "tcp://example.net:80",
+                "  tls://192.0.2.1:1  ",
+                "quic://example.net:1",
+                "tcp://no-port.example",
+                "not a uri",
+            ]
+        )
+        self.assertEqual(
+            found,
+            [
+                Candidate("tls://[2001:db8::1]:443?key=00ff&sni=example.net", "2001:db8::1", 443),
+                Candidate("tcp://example.net:80", "example.net", 80),
+                Candidate("tls://192.0.2.1:1", "192.0.2.1", 1),
+            ],
+        )
+        self.assertEqual(rejected, ["quic://example.net:1", "tcp://no-port.example", "not a uri"])
+        self.assertEqual(found[0].name, "tls://[2001:db8::1]:443")
+
+    def test_builtin_list_is_all_peers(self) -> None:
+        """The shipped data: only tcp/tls host:port URIs and comments, each peer once."""
+        text = glue.BUILTIN_PEERS.read_text(encoding="utf-8")
+        lines = [x for x in text.splitlines() if x.strip() and not x.startswith("#")]
+        found, rejected = parse_peer_list(text.splitlines())
+        self.assertEqual(rejected, [])
+        self.assertEqual(len(found), len(lines))
+        self.assertGreaterEqual(len(found), 100)
+        self.assertIn(f"# {len(found)} peers;", text)
+        self.assertEqual({c.uri.split("://")[0] for c in found}, {"tcp", "tls"})
+
+    def test_service_uses_builtin_list_unless_overridden(self) -> None:
+        node = FakeNode()
+        builtin = AutopeerService(node, config(), builtin=glue.BUILTIN_PEERS)
+        self.assertEqual(builtin.source, "the built-in list")
+        self.assertGreaterEqual(len(builtin.candidates), 100)
+
+        directory = tempfile.mkdtemp(prefix="ygg-autopeer-")
+        self.addCleanup(shutil.rmtree, directory)
+        path = Path(directory, "peers.txt")
+        path.write_text("# mine\ntcp://192.0.2.7:7\n\ntls://192.0.2.8:8\n")
+        both = AutopeerService(
+            FakeNode(),
+            config(Peers=["tcp://192.0.2.6:6"], PeersFile=str(path)),
+            builtin=glue.BUILTIN_PEERS,
+        )
+        self.assertEqual(
+            [c.uri for c in both.candidates],
+            ["tcp://192.0.2.6:6", "tcp://192.0.2.7:7", "tls://192.0.2.8:8"],
+        )
+        self.assertIn(str(path), both.source)
+
+    def test_unreadable_peers_file_names_the_key(self) -> None:
+        with self.assertRaises(ConfigError) as caught:
+            AutopeerService(FakeNode(), config(PeersFile="/nonexistent/peers.txt"))
+        self.assertEqual(caught.exception.key, "Autopeering.PeersFile")
+        self.assertIn("/nonexistent/peers.txt", str(caught.exception))
+
+
+class InternetPeerTests(SynchronousTestCase):
+    def test_link_local_links_do_not_count(self) -> None:
+        for remote in (
+            "tls://[fe80::1]:1234",  # multicast, dialled (zone stripped)
+            "tls://[fe80::1%eth0]:1234",  # multicast, accepted
+            "tcp://[fe80::2%eth0]:80",  # a static LAN peer by link-local address
+            "tcp://169.254.1.1:80",
+        ):
+            self.assertFalse(is_internet_peer(remote), remote)
+
+    def test_everything_else_counts(self) -> None:
+        for remote in (
+            "tls://192.0.2.1:443",
+            "tcp://127.0.0.1:9001",
+            "tcp://[2001:db8::1]:80",
+            "tls://example.net:443",
+            "tcp://192.168.1.2:5000",
+            "unix:///run/ygg.sock",
+            "socks://127.0.0.1:9050/example.net:443",
+        ):
+            self.assertTrue(is_internet_peer(remote), remote)
+
+
+# -- choosing -------------------------------------------------------------------------------
+
+
+class ChooseTests(SynchronousTestCase):
+    def test_always_among_the_ten_fastest_and_spread_over_them(self) -> None:
+        table = latencies(40)
+        fastest = {uri(i) for i in range(CLOSEST)}
+        counts: Counter[str] = Counter()
+        for seed in range(2000):
+            picked = choose(measurements(table), "random", random.Random(seed))
+            assert picked is not None
+            counts[picked[0].candidate.uri] += 1
+            self.assertEqual(picked[1], 40)
+        self.assertEqual(set(counts), fastest)
+        self.assertGreater(min(counts.values()), 2000 / CLOSEST * 0.7, counts)
+
+    def test_dead_peers_are_never_chosen(self) -> None:
+        dead = (0, 1, 2, 5, 11, 13)
+        table = latencies(20, dead)
+        alive_fastest = [uri(i) for i in range(20) if i not in dead][:CLOSEST]
+        for seed in range(500):
+            picked = choose(measurements(table), "random", random.Random(seed))
+            assert picked is not None
+            self.assertIn(picked[0].candidate.uri, alive_fastest)
+            self.assertEqual(picked[1], 14)
+        self.assertIsNone(choose(measurements(latencies(5, dead=tuple(range(5)))), "random", None))
+
+    def test_fewer_than_ten_answering(self) -> None:
+        table = latencies(6, dead=(0, 3))
+        chosen = {
+            choose(measurements(table), "random", random.Random(s))[0].candidate.uri  # type: ignore[index]
+            for s in range(200)
+        }
+        self.assertEqual(chosen, {uri(1), uri(2), uri(4), uri(5)})
+
+    def test_fastest_mode_is_always_the_fastest(self) -> None:
+        table = latencies(30, dead=(0,))
+        for seed in range(50):
+            picked = choose(measurements(table), "fastest", random.Random(seed))
+            self.assertEqual(picked[0].candidate.uri, uri(1))  # type: ignore[index]
+
+    def test_held_peers_sit_out_unless_all_are_held(self) -> None:
+        table = latencies(12)
+        held = frozenset(uri(i) for i in range(5))
+        chosen = {
+            choose(measurements(table), "random", random.Random(s), held)[0].candidate.uri  # type: ignore[index]
+            for s in range(500)
+        }
+        self.assertEqual(chosen, {uri(i) for i in range(5, 12)})
+        everyone = frozenset(table)
+        picked = choose(measurements(table), "random", random.Random(0), everyone)
+        self.assertIn(picked[0].candidate.uri, {uri(i) for i in range(CLOSEST)})  # type: ignore[index]
+
+
+# -- the service ----------------------------------------------------------------------------
+
+
+class StartTests(ServiceCase):
+    def test_without_configured_peers_it_autopeers_at_once(self) -> None:
+        self.make()
+        self.advance_to(0)
+        self.assertEqual(len(self.measure.calls), 1)
+        self.assertEqual(len(self.dialer.dialled), 1)
+        self.assertIn(self.dialer.uris[0], {uri(i) for i in range(CLOSEST)})
+        self.assertEqual(self.service.state, "connected")
+        (choice,) = [m for m in self.logged("info") if "chose" in m]
+        latency = latencies()[self.dialer.uris[0]] * 1000  # type: ignore[operator]
+        self.assertIn(f"Autopeering: chose {self.dialer.uris[0]} ({latency:.1f} ms;", choice)
+        self.assertIn("30 of 30 peers answered", choice)
+
+    def test_configured_peers_get_a_grace_period(self) -> None:
+        static = "tls://198.51.100.1:443"
+        self.make(configured=(static,))
+        self.advance_to(GRACE - 1)
+        self.assertEqual(self.dialer.dialled, [])
+        self.assertEqual(self.service.state, "waiting")
+        self.advance_to(GRACE)
+        self.assertEqual([t for t, _ in self.dialer.dialled], [GRACE])
+
+    def test_configured_peer_that_connects_suppresses_autopeering(self) -> None:
+        static = "tls://198.51.100.1:443"
+        self.make(configured=(static,))
+        self.advance_to(5)
+        self.node.up(static)
+        self.advance_to(600)
+        self.assertEqual(self.measure.calls, [])
+        self.assertEqual(self.dialer.dialled, [])
+        self.assertEqual(self.service.state, "online")
+
+    def test_configured_peers_are_never_autopeered(self) -> None:
+        table = latencies(12)
+        configured = (uri(0) + "?key=" + "00" * 32, uri(1))
+        self.make(table, configured=configured)
+        self.advance_to(GRACE)
+        self.assertEqual(len(self.measure.calls[0]), 10)
+        self.assertNotIn(uri(0), [c.uri for c in self.measure.calls[0]])
+        self.assertNotIn(uri(1), [c.uri for c in self.measure.calls[0]])
+        self.assertNotIn(self.dialer.uris[0], (uri(0), uri(1)))
+
+    def test_empty_list_idles(self) -> None:
+        self.make({}, Peers=["quic://192.0.2.1:1"])
+        self.advance_to(120)
+        self.assertEqual(self.service.state, "no peers")
+        self.assertEqual(self.measure.calls, [])
+        self.assertEqual(len(self.logged("error")), 1)
+        self.assertEqual(len(self.logged("warn")), 1)  # the skipped entry
+
+
+class InternetPeersTests(ServiceCase):
+    def test_no_autopeering_while_internet_peers_are_up(self) -> None:
+        for remote, inbound in (
+            ("tcp://203.0.113.5:41234", True),
+            ("tls://example.net:443", False),
+        ):
+            self.make()
+            self.node.up(remote, inbound)
+            self.advance_to(1800)
+            self.assertEqual(self.measure.calls, [], remote)
+            self.assertEqual(self.dialer.dialled, [], remote)
+            self.assertEqual(self.service.state, "online")
+            self.service.stopService()
+
+    def test_multicast_peers_do_not_count(self) -> None:
+        self.make()
+        self.node.up("tls://[fe80::1%eth0]:3000", inbound=True)
+        self.node.up("tls://[fe80::2]:3001")
+        self.advance_to(0)
+        self.assertEqual(len(self.dialer.dialled), 1)
+
+    def test_internet_peer_appearing_stops_the_waiting(self) -> None:
+        self.make(mode="refuse")
+        self.advance_to(0)
+        self.assertEqual(len(self.dialer.dialled), 1)
+        self.node.up("tcp://203.0.113.5:41234", inbound=True)
+        self.advance_to(600)
+        self.assertEqual(len(self.dialer.dialled), 1)
+
+
+class HealTests(ServiceCase):
+    def test_replaced_30_to_40_seconds_after_it_went(self) -> None:
+        self.make()
+        self.advance_to(0)
+        first = self.dialer.uris[0]
+        self.advance_to(25)
+        self.assertEqual(len(self.dialer.dialled), 1)
+        self.node.down(autopeer.link_name(first))  # gone at 25 s; seen gone at 30 s
+        self.advance_to(59)
+        self.assertEqual(len(self.dialer.dialled), 1)
+        self.assertEqual(self.service.state, "waiting")
+        self.advance_to(60)
+        self.assertEqual([t for t, _ in self.dialer.dialled], [0, 60])
+        self.assertEqual(len(self.measure.calls), 2)
+        self.assertIn(self.dialer.uris[1], {uri(i) for i in range(CLOSEST)})
+        self.assertEqual(self.service.state, "connected")
+
+    def test_gone_just_after_a_check(self) -> None:
+        self.make()
+        self.advance_to(10)
+        self.node.down(autopeer.link_name(self.dialer.uris[0]))  # gone at 10 s; seen gone at 20 s
+        self.advance_to(49)
+        self.assertEqual(len(self.dialer.dialled), 1)
+        self.advance_to(50)
+        self.assertEqual([t for t, _ in self.dialer.dialled], [0, 50])
+
+    def test_gone_before_any_check_saw_it(self) -> None:
+        self.make()
+        self.advance_to(1)
+        self.node.down(autopeer.link_name(self.dialer.uris[0]))  # gone at 1 s; seen at 10 s
+        self.advance_to(39)
+        self.assertEqual(len(self.dialer.dialled), 1)
+        self.advance_to(40)
+        self.assertEqual([t for t, _ in self.dialer.dialled], [0, 40])
+
+    def test_back_within_the_grace_period(self) -> None:
+        self.make()
+        self.advance_to(5)
+        name = autopeer.link_name(self.dialer.uris[0])
+        self.node.down(name)
+        self.advance_to(25)
+        self.node.up(name)  # the core's quick redial brought it back
+        self.advance_to(300)
+        self.assertEqual(len(self.dialer.dialled), 1)
+        self.assertEqual(self.service.state, "connected")
+
+    def test_failed_dial_retried_after_the_grace_and_logged_once(self) -> None:
+        self.make(mode="refuse")
+        self.advance_to(0)
+        self.advance_to(29)
+        self.assertEqual(len(self.dialer.dialled), 1)
+        self.advance_to(95)
+        self.assertEqual([t for t, _ in self.dialer.dialled], [0, 30, 60, 90])
+        self.assertEqual(len(set(self.dialer.uris)), 4)  # a failed peer sits out the next picks
+        self.assertEqual(len(self.logged("warn")), 1)
+        self.assertIn("connection refused", self.logged("warn")[0])
+        self.assertEqual(len([m for m in self.logged("info") if "chose" in m]), 4)
+        self.assertEqual(self.service.state, "waiting")
+
+        self.dialer.mode = "up"
+        self.advance_to(120)
+        self.assertEqual(self.service.state, "connected")
+        self.node.down(autopeer.link_name(self.dialer.uris[-1]))
+        self.dialer.mode = "refuse"
+        self.advance_to(200)
+        self.assertEqual(len(self.logged("warn")), 2)  # a new outage warns again
+
+    def test_fastest_mode_retries_the_fastest(self) -> None:
+        self.make(latencies(20, dead=(0,)), mode="refuse", Pick="fastest")
+        self.advance_to(95)
+        self.assertEqual(self.dialer.uris, [uri(1)] * 4)
+
+    def test_nobody_answering_is_logged_once(self) -> None:
+        self.make(latencies(8, dead=tuple(range(8))))
+        self.advance_to(300)
+        self.assertEqual(self.dialer.dialled, [])
+        self.assertEqual(len(self.measure.calls), 11)  # at 0, 30, … 300 s
+        (warning,) = self.logged("warn")
+        self.assertIn("none of the 8 peers answered", warning)
+
+    def test_dead_peers_never_dialled(self) -> None:
+        dead = tuple(range(0, 30, 2))
+        for seed in range(20):
+            self.make(latencies(30, dead), mode="refuse", seed=seed)
+            self.advance_to(300)
+            self.assertEqual(len(self.dialer.dialled), 11)  # at 0, 30, … 300 s
+            self.assertFalse({uri(i) for i in dead} & set(self.dialer.uris))
+            self.service.stopService()
+
+
+class OneAtATimeTests(ServiceCase):
+    def test_no_new_pick_while_a_dial_is_under_way(self) -> None:
+        self.make(mode="hold")
+        self.advance_to(600)
+        self.assertEqual(len(self.dialer.dialled), 1)
+        self.assertEqual(len(self.measure.calls), 1)
+        self.assertEqual(self.service.state, "dialing")
+
+    def test_no_new_pick_while_measuring(self) -> None:
+        self.make(hold_measure=True)
+        self.advance_to(600)
+        self.assertEqual(len(self.measure.calls), 1)
+        self.assertEqual(self.service.state, "measuring")
+        self.measure.pending[0].callback(measurements(latencies()))
+        self.assertEqual(len(self.dialer.dialled), 1)
+        self.assertEqual(self.service.state, "connected")
+
+    def test_internet_peer_up_while_measuring(self) -> None:
+        self.make(hold_measure=True)
+        self.advance_to(2)
+        self.node.up("tcp://203.0.113.5:41234", inbound=True)
+        self.measure.pending[0].callback(measurements(latencies()))
+        self.assertEqual(self.dialer.dialled, [])
+        self.assertEqual(self.service.state, "online")
+        self.advance_to(600)
+        self.assertEqual(len(self.measure.calls), 1)
+
+    def test_connected_autopeer_stays_the_only_one(self) -> None:
+        self.make()
+        self.advance_to(3600)
+        self.assertEqual(len(self.dialer.dialled), 1)
+        self.assertEqual(len(self.node.links), 1)
+
+    def test_stop_cancels_the_measurement(self) -> None:
+        self.make(hold_measure=True)
+        self.advance_to(0)
+        self.service.stopService()
+        self.assertEqual(self.measure.cancelled, 1)
+        self.assertEqual(self.events, [e for e in self.events if e["log_level"].name == "info"])
+        self.assertEqual(self.service.state, "stopped")
+        self.node.reactor.advance(600)
+        self.assertEqual(self.dialer.dialled, [])
+
+
+class AdminTests(ServiceCase):
+    def test_get_autopeer(self) -> None:
+        self.make(latencies(12, dead=(3,)))
+        reply = self.successResultOf(self.node.call_admin("getautopeer"))
+        self.assertEqual(reply["state"], "stopped")
+        self.assertEqual(reply["uri"], "")
+        self.assertIsNone(reply["latency_ms"])
+        self.assertEqual(reply["measurements"], [])
+
+        self.advance_to(7)
+        reply = self.successResultOf(self.node.call_admin("getAutopeer"))
+        chosen = self.dialer.uris[0]
+        self.assertEqual(reply["state"], "connected")
+        self.assertEqual(reply["uri"], chosen)
+        self.assertEqual(reply["latency_ms"], round(latencies()[chosen] * 1000, 3))  # type: ignore[operator]
+        self.assertEqual(reply["chosen_ago"], 7)
+        self.assertEqual(reply["measured_ago"], 7)
+        self.assertEqual(reply["pick"], "random")
+        self.assertEqual(reply["list_size"], 12)
+        self.assertEqual(reply["answered"], 11)
+        rows = reply["measurements"]
+        self.assertEqual(len(rows), 12)
+        self.assertEqual(rows[0], {"uri": uri(0), "latency_ms": 1.0, "error": ""})
+        self.assertEqual(rows[-1]["uri"], uri(3))
+        self.assertIsNone(rows[-1]["latency_ms"])
+        self.assertEqual(self.node.admin.lookup("getAutopeer").table, "measurements")
+
+
+# -- the probe ------------------------------------------------------------------------------
+
+
+class FakeEndpoint:
+    def __init__(self, probe: ProbeTests, host: str, port: int) -> None:
+        self.probe, self.target = probe, (host, port)
+
+    def connect(self, factory: Any) -> Deferred[Any]:
+        d: Deferred[Any] = Deferred(lambda d: self.probe.cancelled.append(self.target))
+        self.probe.connecting[self.target] = (d, factory)
+        return d
+
+
+@implementer(IHostnameResolver)
+class FakeResolver:
+    def __init__(self, answers: dict[str, list[Any]]) -> None:
+        self.answers = answers
+
+    def resolveHostName(self, receiver: Any, hostName: str, *args: Any, **kwargs: Any) -> Any:
+        receiver.resolutionBegan(None)
+        for address in self.answers.get(hostName, []):
+            receiver.addressResolved(address)
+        receiver.resolutionComplete()
+
+
+class ProbeTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.connecting: dict[tuple[str, int], tuple[Deferred[Any], Any]] = {}
+        self.cancelled: list[tuple[str, int]] = []
+        self.resolving: dict[str, Deferred[str]] = {}
+        self.probe = TCPProbe(
+            self.clock,
+            concurrency=3,
+            resolve=self.resolve,
+            endpoint=lambda h, p: FakeEndpoint(self, h, p),
+        )
+
+    def resolve(self, host: str) -> Deferred[str]:
+        if host.startswith("192.0.2."):
+            return succeed(host)
+        d: Deferred[str] = Deferred(lambda d: self.cancelled.append((host, 0)))
+        self.resolving[host] = d
+        return d
+
+    def connect(self, target: tuple[str, int]) -> None:
+        d, factory = self.connecting.pop(target)
+        protocol = factory.buildProtocol(None)
+        transport = StringTransport()
+        protocol.makeConnection(transport)
+        self.assertTrue(transport.disconnecting)  # closed at once, nothing sent
+        self.assertEqual(transport.value(), b"")
+        d.callback(protocol)
+
+    def test_latency_bounded_concurrency_timeout_and_refusal(self) -> None:
+        candidates = [Candidate(uri(i), f"192.0.2.{i}", 1000 + i) for i in range(5)]
+        result = self.probe(candidates)
+        self.assertEqual(len(self.connecting), 3)  # at most 3 at a time
+        self.clock.advance(0.025)
+        self.connect(("192.0.2.1", 1001))
+        self.assertEqual(len(self.connecting), 3)  # the fourth started
+        self.clock.advance(0.010)
+        d, _ = self.connecting.pop(("192.0.2.2", 1002))
+        d.errback(ConnectionRefusedError())
+        self.clock.advance(0.040)
+        self.connect(("192.0.2.3", 1003))
+        self.clock.advance(3.0)  # 0 and 4 time out
+        measured = self.successResultOf(result)
+        self.assertEqual([m.candidate.uri for m in measured], [uri(i) for i in range(5)])
+        by_uri = {m.candidate.uri: m for m in measured}
+        self.assertAlmostEqual(by_uri[uri(1)].latency, 0.025)  # type: ignore[arg-type]
+        self.assertAlmostEqual(by_uri[uri(3)].latency, 0.050)  # type: ignore[arg-type]
+        self.assertIsNone(by_uri[uri(2)].latency)
+        self.assertIn("refused", by_uri[uri(2)].error)
+        for i in (0, 4):
+            self.assertIsNone(by_uri[uri(i)].latency)
+            self.assertEqual(by_uri[uri(i)].error, "timed out")
+        self.assertEqual(sorted(self.cancelled), [("192.0.2.0", 1000), ("192.0.2.4", 1004)])
+
+    def test_resolution_is_not_timed_but_counts_against_the_timeout(self) -> None:
+        result = self.probe(
+            [
+                Candidate("tls://a.example:1", "a.example", 1),
+                Candidate("tls://b.example:2", "b.example", 2),
+                Candidate("tls://c.example:3", "c.example", 3),
+            ]
+        )
+        self.clock.advance(1.0)
+        self.resolving.pop("a.example").callback("198.51.100.1")
+        self.resolving.pop("b.example").errback(DNSLookupError("lookup b.example: no such host"))
+        self.clock.advance(0.030)
+        self.connect(("198.51.100.1", 1))
+        self.clock.advance(2.0)  # c.example never resolves: 3 s in all
+        a, b, c = self.successResultOf(result)
+        self.assertAlmostEqual(a.latency, 0.030)  # type: ignore[arg-type]
+        self.assertIsNone(b.latency)
+        self.assertIn("no such host", b.error)
+        self.assertEqual((c.latency, c.error), (None, "timed out"))
+        self.assertEqual(self.cancelled, [("c.example", 0)])
+
+    def test_default_resolution_picks_the_address_the_node_dials(self) -> None:
+        reactor = Clock()
+        reactor.nameResolver = FakeResolver(  # type: ignore[attr-defined]
+            {
+                "dual.example": [
+                    IPv6Address("TCP", "2001:db8::1", 0),
+                    IPv4Address("TCP", "192.0.2.9", 0),
+                ],
+                "v6.example": [IPv6Address("TCP", "2001:db8::2", 0)],
+            }
+        )
+        probe = TCPProbe(reactor)
+        self.assertEqual(self.successResultOf(probe.resolve("dual.example")), "192.0.2.9")
+        self.assertEqual(self.successResultOf(probe.resolve("v6.example")), "2001:db8::2")
+        self.assertEqual(self.successResultOf(probe.resolve("2001:db8::3")), "2001:db8::3")
+        self.failureResultOf(probe.resolve("nx.example"), DNSLookupError)
+        self.assertIsInstance(probe.endpoint("2001:db8::2", 1), TCP6ClientEndpoint)
+        self.assertIsInstance(probe.endpoint("192.0.2.9", 1), TCP4ClientEndpoint)
+
+
+# -- the feature ----------------------------------------------------------------------------
+
+
+class FeatureTests(SynchronousTestCase):
+    def test_feature(self) -> None:
+        verifyObject(IFeature, glue.autopeer)
+        self.assertIn("autopeer", [f.name for f in features.discover()])
+        (option,) = glue.autopeer.options
+        self.assertEqual(
+            (option.name, option.key, option.takes_value), ("autopeer", "Enable", False)
+        )
+
+    def test_enabled_by_section_or_switch(self) -> None:
+        from ygg.config import parse
+
+        off, _ = parse("{}")
+        self.assertFalse(features.is_enabled(features.feature_config(glue.autopeer, off)))
+        on = features.feature_config(glue.autopeer, off, {"autopeer": True})
+        self.assertTrue(features.is_enabled(on))
+        section, _ = parse('{"Autopeering": {"Enable": true, "Pick": "fastest"}}')
+        enabled = features.feature_config(glue.autopeer, section)
+        self.assertTrue(features.is_enabled(enabled))
+        self.assertEqual(enabled.pick, "fastest")
+
+    def test_yggdrasil_style_switch(self) -> None:
+        from ygg.cli import _feature_flags, parse_go_flags
+
+        bools, _ = _feature_flags()
+        flags = parse_go_flags(["-useconffile", "x", "-autopeer"], bools | {"x"}, {"useconffile"})
+        self.assertEqual(flags, {"useconffile": "x", "autopeer": True})
+
+    def test_make_service_uses_the_builtin_list(self) -> None:
+        service = glue.autopeer.makeService(FakeNode(), config())
+        self.assertIsInstance(service, AutopeerService)
+        self.assertEqual(service.source, "the built-in list")
+        self.assertEqual(service.state, "stopped")
+
+    def test_cheap_to_import(self) -> None:
+        done = subprocess.run(
+            [
+                PYTHON,
+                "-c",
+                "import sys, ygg.plugins.autopeer; "
+                "print('ygg.popura.autopeer' in sys.modules, "
+                "'twisted.internet.reactor' in sys.modules)",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            check=True,
+        )
+        self.assertEqual(done.stdout.split(), ["False", "False"])

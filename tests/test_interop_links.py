@@ -269,3 +269,39 @@ class MulticastTests(InteropCase):
         our_row, go_row = self.linked(ours, go)
         self.assertIn(f"%{pair.IFACE}]", our_row["remote"])  # accepted by us
         self.assertNotIn("%", go_row["remote"])
+
+
+class InterfacePeersTests(InteropCase):
+    def test_peer_through_an_interface(self) -> None:
+        """InterfacePeers dial from that interface's address; a missing interface fails
+        the dial with the Go node's text, once."""
+        require_root()
+        pair = NetnsPair().up()
+        self.addCleanup(pair.down)
+        go = GoNode(f"{self.dir}/go", netns=pair.b, listen=[f"tcp://[{pair.IP_B}]:14001"])
+        go.start()
+        self.addCleanup(go.stop)
+        ours = YggNode(
+            f"{self.dir}/ours",
+            netns=pair.a,
+            extra={
+                "InterfacePeers": {
+                    pair.IFACE: [f"tcp://[{pair.IP_B}]:14001"],
+                    "nosuch0": ["tcp://[fd59:6767::9]:1"],
+                }
+            },
+        )
+        ours.start()
+        self.addCleanup(ours.stop)
+        (row,) = ours.wait_peer(go.key)
+        self.assertEqual(row["remote"], f"tcp://[{pair.IP_B}]:14001")
+        (go_row,) = go.wait_peer(ours.key)
+        self.assertTrue(go_row["remote"].startswith(f"tcp://[{pair.IP_A}]:"), go_row)
+        wait_until(
+            lambda: (
+                'no suitable source address found on interface "nosuch0"' in ours.log
+                or 'interface "nosuch0" not found' in ours.log
+            ),
+            10,
+            "the missing interface",
+        )

@@ -177,9 +177,20 @@ class Links(MultiService):
     def _dial_resolved(
         self, address: endpoints.ResolvedAddress, uri: PeerURI, interface: str
     ) -> Deferred[LinkProtocol]:
-        source = source_address_for(interface, address.ip) if interface else None
-        if interface and source is None:
-            return fail(DialError(f'no suitable source address found on interface "{interface}"'))
+        source = None
+        if interface:
+            from ygg.links import interfaces
+
+            found = interfaces.by_name(interface)
+            if found is None:
+                return fail(DialError(f'interface "{interface}" not found'))
+            if not found.up:
+                return fail(DialError(f'interface "{interface}" is not up'))
+            source = source_address_for(interface, address.ip)
+            if source is None:
+                return fail(
+                    DialError(f'no suitable source address found on interface "{interface}"')
+                )
         remote = tcp_identity(source, address.ip, address.port, address.zone)
         info = LinkInfo(uri.scheme, interface, remote)
         endpoint = endpoints.client_endpoint(

@@ -162,27 +162,39 @@ def _feature_flags() -> tuple[set[str], set[str]]:
     )
 
 
-def parse_go_flags(argv: Sequence[str], bools: set[str], values: set[str]) -> dict[str, Any]:
-    """Go's ``flag`` package rules: -x or --x, -x=v or -x v, booleans -x or -x=false."""
+def parse_go_flags(
+    argv: Sequence[str], bools: set[str], values: set[str]
+) -> tuple[dict[str, Any], list[str]]:
+    """Go's ``flag`` package: ``-x`` or ``--x``, ``-x=v`` or ``-x v``, booleans ``-x`` or
+    ``-x=false``; parsing stops at the first argument that is not a flag, or after ``--``.
+
+    Returns the flags given and the arguments left.  ValueError with Go's text for a bad
+    flag; LookupError for ``-h``/``-help`` (the caller prints its usage).
+    """
     parsed: dict[str, Any] = {}
     args = list(argv)
     while args:
-        arg = args.pop(0)
-        if arg == "--" or not arg.startswith("-") or arg in ("-",):
+        arg = args[0]
+        if len(arg) < 2 or not arg.startswith("-"):
             break
-        name = arg.lstrip("-")
+        args.pop(0)
+        if arg == "--":
+            break
+        name = arg[2:] if arg.startswith("--") else arg[1:]
+        if not name or name.startswith("-") or name.startswith("="):
+            raise ValueError(f"bad flag syntax: {arg}")
         value: str | None = None
         if "=" in name:
             name, value = name.split("=", 1)
+        if name in ("h", "help"):
+            raise LookupError("help")
         if name in bools:
-            if value is None:
-                parsed[name] = True
-            elif value.lower() in ("1", "t", "true"):
+            if value is None or value.lower() in ("1", "t", "true"):
                 parsed[name] = True
             elif value.lower() in ("0", "f", "false"):
                 parsed[name] = False
             else:
-                raise ValueError(f'invalid boolean value "{value}" for -{name}')
+                raise ValueError(f'invalid boolean value "{value}" for -{name}: parse error')
         elif name in values:
             if value is None:
                 if not args:
@@ -191,7 +203,7 @@ def parse_go_flags(argv: Sequence[str], bools: set[str], values: set[str]) -> di
             parsed[name] = value
         else:
             raise ValueError(f"flag provided but not defined: -{name}")
-    return parsed
+    return parsed, args
 
 
 GO_USAGE = """\
@@ -225,7 +237,11 @@ def go_main(argv: list[str]) -> int:
     """yggdrasil's flag interface, with its precedence: -version, -autoconf, config, -genconf."""
     feature_bools, feature_values = _feature_flags()
     try:
-        flags = parse_go_flags(argv, _GO_BOOL | feature_bools, _GO_VALUE | feature_values)
+        flags, _ = parse_go_flags(argv, _GO_BOOL | feature_bools, _GO_VALUE | feature_values)
+    except LookupError:
+        print("Usage:")
+        print(GO_USAGE, file=sys.stderr)
+        return 0
     except ValueError as e:
         print(e, file=sys.stderr)
         print("Usage of ygg:", file=sys.stderr)

@@ -87,6 +87,16 @@ class Node(MultiService):
             AdminSocketService(self, self.admin, config.admin_listen, reactor).setServiceParent(
                 self
             )
+        if config.admin_amp.listen:
+            from ygg.admin.amp import AdminAMPService
+
+            AdminAMPService(self, self.admin, config.admin_amp.listen, reactor).setServiceParent(
+                self
+            )
+        if config.admin_shell.listen:
+            from ygg.admin.shell import AdminShellService  # conch, imported only when on
+
+            AdminShellService(self, self.admin, config.admin_shell, reactor).setServiceParent(self)
         self.ipv6 = IPv6Layer(self.core, reactor)
         self.tun = TunService(self.ipv6, config.if_name, config.if_mtu, reactor)
         self.tun.setServiceParent(self)

@@ -22,9 +22,11 @@ from typing import Any
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
 from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from ygg import gojson
 from ygg.admin.registry import AdminError, Registry
@@ -52,12 +54,14 @@ def error_reply(text: str) -> dict[str, Any]:
     return {"status": "error", "error": text, "request": None, "response": None}
 
 
+@implementer(IHalfCloseableProtocol)
 class AdminProtocol(Protocol):
     def __init__(self, factory: AdminFactory) -> None:
         self.factory = factory
         self._buffer = b""
         self._busy = False
         self._done = False
+        self._input_ended = False
         self._idle: Any = None
 
     def connectionMade(self) -> None:
@@ -76,6 +80,15 @@ class AdminProtocol(Protocol):
             self._idle.cancel()
         self._done = True
 
+    def readConnectionLost(self) -> None:
+        """The client half-closed: answer what it sent, then end as Go's loop does."""
+        self._input_ended = True
+        self._next()
+
+    def writeConnectionLost(self) -> None:
+        self._done = True
+        self.transport.loseConnection()
+
     def dataReceived(self, data: bytes) -> None:
         if self._done:
             return
@@ -91,6 +104,9 @@ class AdminProtocol(Protocol):
             buffer = self._buffer.lstrip(_WHITESPACE)
             self._buffer = buffer
             if not buffer:
+                if self._input_ended:
+                    # Go's decoder meets the end of the stream where it wanted a request.
+                    self._finish(error_reply("Failed to find request"))
                 return
             if len(buffer) > MAX_REQUEST:
                 self._finish(error_reply("Failed to find request"))
@@ -105,8 +121,11 @@ class AdminProtocol(Protocol):
             try:
                 value, end = _decoder.raw_decode(text)
             except json.JSONDecodeError as e:
-                if _incomplete(text, e):
+                if _incomplete(text, e) and not self._input_ended:
                     return
+                self._finish(error_reply("Failed to find request"))
+                return
+            except (RecursionError, ValueError):  # absurd nesting, a number of 5000 digits
                 self._finish(error_reply("Failed to find request"))
                 return
             self._buffer = text[end:].encode()

@@ -1,0 +1,374 @@
+"""The admin registry over AMP (``AdminAMP.Listen``), and a client for it.
+
+Commands
+    ``Call(method, arguments)`` runs any registry method: ``method`` is its name (any
+    case), ``arguments`` a JSON object, checked as the JSON socket checks them.  Besides,
+    every registry method is an AMP command of its own name (``getPeers``,
+    ``getNodeInfo key=…``, a plugin's), with one optional argument per declared field,
+    typed by the field's kind (string: UTF-8, bool: ``True``/``False``, number: decimal).
+    Both are looked up in the registry when they arrive, so methods plugins register
+    later are there too.
+
+Replies are paged
+    AMP values stop at 65,535 bytes, and a DHT, a peer list or a crawl can be larger.
+    Every method answers ``page`` (bytes of the Go-style JSON text of the reply), ``size``
+    (the length of the whole text) and, when more follows, ``more``: a cursor for
+    ``Next(cursor)``, which answers the next page the same way.  The reply is encoded
+    once, when the method returns, so the pages are one consistent snapshot.  A
+    connection keeps at most 16 unfinished replies, each for at most 60 s after its last
+    page was asked for; older ones are dropped (``Next`` then fails).
+
+Errors
+    A method's error (and an unknown method given to ``Call``) is the AMP error
+    ``ADMIN_ERROR`` whose description is the text the JSON socket would give; the client
+    raises ``ygg.admin.registry.AdminError`` with it.
+
+Client
+    ``connect("tcp:host=\\:\\:1:port=9002")`` gives a Deferred ``AdminClient``; its
+    methods (``get_peers()``, ``call("getNodeInfo", key=…)``…) give Deferreds of the same
+    plain data the JSON socket's ``response`` holds.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections import OrderedDict
+from typing import Any
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.endpoints import clientFromString, connectProtocol
+from twisted.internet.interfaces import IStreamClientEndpoint
+from twisted.internet.protocol import Factory
+from twisted.logger import Logger
+from twisted.protocols import amp
+from twisted.python.failure import Failure
+
+from ygg import gojson
+from ygg.admin.listener import Connections, EndpointListener
+from ygg.admin.registry import AdminError, Method, Registry
+
+log = Logger(namespace="ygg.admin")
+
+PAGE_SIZE = 60 * 1024
+MAX_CONNECTIONS = 128
+MAX_PENDING = 16
+PENDING_TIMEOUT = 60.0
+ERRORS = {AdminError: b"ADMIN_ERROR"}
+
+
+class Number(amp.Argument):
+    """A JSON number: an integer when it is written as one, else a float."""
+
+    def fromString(self, inString: bytes) -> int | float:
+        text = inString.decode("ascii")
+        try:
+            return int(text)
+        except ValueError:
+            return float(text)
+
+    def toString(self, inObject: int | float) -> bytes:
+        return repr(inObject).encode("ascii")
+
+
+PAGE = [
+    (b"page", amp.String()),
+    (b"size", amp.Integer()),
+    (b"more", amp.Unicode(optional=True)),
+]
+
+
+class Call(amp.Command):
+    """Run a registry method by name, with JSON arguments."""
+
+    arguments = [(b"method", amp.Unicode()), (b"arguments", amp.Unicode(optional=True))]
+    response = PAGE
+    errors = ERRORS
+
+
+class Next(amp.Command):
+    """The next page of a reply."""
+
+    arguments = [(b"cursor", amp.Unicode())]
+    response = PAGE
+    errors = ERRORS
+
+
+_KINDS = {"string": amp.Unicode, "bool": amp.Boolean, "number": Number}
+_COMMANDS: dict[Method, type[amp.Command]] = {}
+
+
+def command_for(method: Method) -> type[amp.Command]:
+    """The AMP command of a registry method (the same class for the same method)."""
+    command = _COMMANDS.get(method)
+    if command is None:
+        attributes = {
+            "commandName": method.name.encode(),
+            "arguments": [
+                (arg.name.encode(), _KINDS.get(arg.kind, amp.Unicode)(optional=True))
+                for arg in method.args
+            ],
+            "response": PAGE,
+            "errors": ERRORS,
+            "__doc__": method.description,
+        }
+        command = type(amp.Command)(f"AMP_{method.key}", (amp.Command,), attributes)
+        _COMMANDS[method] = command
+    return command
+
+
+# --------------------------------------------------------------------------- server
+
+
+class _Pending:
+    def __init__(self, pages: list[bytes], size: int) -> None:
+        self.pages = pages
+        self.size = size
+        self.timer: Any = None
+
+
+class AdminAMP(amp.AMP):
+    """One AMP connection to the admin registry."""
+
+    def __init__(self, node: Any, registry: Registry, reactor: Any) -> None:
+        super().__init__()
+        self.node = node
+        self.registry = registry
+        self.reactor = reactor
+        self.pending: OrderedDict[str, _Pending] = OrderedDict()
+
+    # -- commands ---------------------------------------------------------------------
+
+    @Call.responder
+    def _call(self, method: str, arguments: str | None = None) -> Deferred[dict[str, Any]]:
+        try:
+            decoded = json.loads(arguments) if arguments else {}
+        except ValueError:
+            raise AdminError("Failed to unmarshal request") from None
+        return self._run(method, decoded)
+
+    @Next.responder
+    def _next(self, cursor: str) -> dict[str, Any]:
+        pending = self.pending.get(cursor)
+        if pending is None:
+            raise AdminError(f"no reply is waiting under cursor {cursor!r} (expired?)")
+        page = pending.pages.pop(0)
+        if not pending.pages:
+            self._forget(cursor)
+            return {"page": page, "size": pending.size}
+        pending.timer.reset(PENDING_TIMEOUT)
+        return {"page": page, "size": pending.size, "more": cursor}
+
+    def locateResponder(self, name: bytes) -> Any:
+        responder = super().locateResponder(name)
+        if responder is not None:
+            return responder
+        try:
+            method = self.registry.lookup(name.decode())
+        except UnicodeDecodeError:
+            return None
+        if method is None:
+            return None
+        command = command_for(method)
+        names = {amp._wireNameToPythonIdentifier(a.name.encode()): a.name for a in method.args}
+
+        def respond(**kwargs: Any) -> Deferred[dict[str, Any]]:
+            arguments = {names[k]: v for k, v in kwargs.items() if v is not None}
+            return self._run(method.name, arguments)
+
+        return self._wrapWithSerialization(respond, command)
+
+    # -- running and paging -----------------------------------------------------------
+
+    def _run(self, name: str, arguments: Any) -> Deferred[dict[str, Any]]:
+        d = self.registry.call(self.node, name, arguments)
+        d.addCallbacks(self._first_page, self._failed, errbackArgs=(name,))
+        return d
+
+    def _failed(self, failure: Failure, name: str) -> Failure:
+        if failure.check(AdminError):
+            return failure
+        log.failure("Admin method {name} failed", failure, name=name)
+        return Failure(AdminError("Check your syntax and input types"))
+
+    def _first_page(self, result: Any) -> dict[str, Any]:
+        try:
+            text = gojson.dumps(result).encode()
+        except (TypeError, ValueError) as e:
+            raise AdminError(f"Failed to marshal response: {e}") from None
+        if len(text) <= PAGE_SIZE:
+            return {"page": text, "size": len(text)}
+        pages = [text[i : i + PAGE_SIZE] for i in range(PAGE_SIZE, len(text), PAGE_SIZE)]
+        while len(self.pending) >= MAX_PENDING:
+            self._forget(next(iter(self.pending)))
+        cursor = secrets.token_urlsafe(12)
+        pending = _Pending(pages, len(text))
+        pending.timer = self.reactor.callLater(PENDING_TIMEOUT, self._forget, cursor)
+        self.pending[cursor] = pending
+        return {"page": text[:PAGE_SIZE], "size": len(text), "more": cursor}
+
+    def _forget(self, cursor: str) -> None:
+        pending = self.pending.pop(cursor, None)
+        if pending is not None and pending.timer is not None and pending.timer.active():
+            pending.timer.cancel()
+
+    def connectionLost(self, reason: Failure) -> None:
+        for cursor in list(self.pending):
+            self._forget(cursor)
+        super().connectionLost(reason)
+        factory = getattr(self, "factory", None)
+        if factory is not None:
+            factory.connections.remove(self)
+
+
+class AdminAMPFactory(Factory):
+    noisy = False
+
+    def __init__(
+        self, node: Any, registry: Registry, reactor: Any, connections: Connections
+    ) -> None:
+        self.node = node
+        self.registry = registry
+        self.reactor = reactor
+        self.connections = connections
+
+    def buildProtocol(self, addr: Any) -> AdminAMP | None:
+        protocol = AdminAMP(self.node, self.registry, self.reactor)
+        if not self.connections.add(protocol):
+            return None  # too many: Twisted closes this one at once
+        protocol.factory = self
+        return protocol
+
+
+class AdminAMPService(EndpointListener):
+    """Listens on ``AdminAMP.Listen`` (a Twisted server endpoint string); off when empty."""
+
+    what = "AMP admin"
+
+    def __init__(self, node: Any, registry: Registry, listen: str, reactor: Any) -> None:
+        super().__init__(listen, reactor)
+        self.node = node
+        self.registry = registry
+
+    def build_factory(self) -> Factory:
+        self.connections = Connections(MAX_CONNECTIONS)
+        return AdminAMPFactory(self.node, self.registry, self.reactor, self.connections)
+
+
+# --------------------------------------------------------------------------- client
+
+
+class ClientAMP(amp.AMP):
+    """The client's side of the connection, which tells when it has ended."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ended = False
+        self._waiting: list[Deferred[None]] = []
+
+    def when_lost(self) -> Deferred[None]:
+        if self.ended:
+            return succeed(None)
+        waiter: Deferred[None] = Deferred()
+        self._waiting.append(waiter)
+        return waiter
+
+    def connectionLost(self, reason: Failure) -> None:
+        super().connectionLost(reason)
+        self.ended = True
+        waiting, self._waiting = self._waiting, []
+        for waiter in waiting:
+            waiter.callback(None)
+
+
+class AdminClient:
+    """The admin methods of one node over one AMP connection."""
+
+    def __init__(self, protocol: amp.AMP) -> None:
+        self.protocol = protocol
+
+    def call(self, name: str, **arguments: Any) -> Deferred[Any]:
+        """Any registry method, by name; the reply's plain data, or AdminError."""
+        return self.call_command(Call, method=name, arguments=json.dumps(arguments))
+
+    def call_command(self, command: type[amp.Command], **arguments: Any) -> Deferred[Any]:
+        """A method's own AMP command (``command_for(method)``), or ``Call``."""
+        # AMP ends the chain of a command's Deferred with an errback that logs an error
+        # nobody handled yet and drops the connection; a Deferred of our own keeps the
+        # outcome for callers, whenever they look.
+        outcome: Deferred[Any] = Deferred()
+        d = self.protocol.callRemote(command, **arguments)
+        d.addCallback(self._collect, [])
+        d.addCallbacks(outcome.callback, outcome.errback)
+        return outcome
+
+    def _collect(self, box: dict[str, Any], pages: list[bytes]) -> Any:
+        pages.append(box["page"])
+        if box.get("more"):
+            d = self.protocol.callRemote(Next, cursor=box["more"])
+            return d.addCallback(self._collect, pages)
+        text = b"".join(pages)
+        if len(text) != box["size"]:
+            raise AdminError(f"reply cut short: {len(text)} of {box['size']} bytes")
+        return json.loads(text)
+
+    def list(self) -> Deferred[Any]:
+        return self.call("list")
+
+    def get_self(self) -> Deferred[Any]:
+        return self.call("getSelf")
+
+    def get_peers(self) -> Deferred[Any]:
+        return self.call("getPeers")
+
+    def get_dht(self) -> Deferred[Any]:
+        return self.call("getDHT")
+
+    def get_paths(self) -> Deferred[Any]:
+        return self.call("getPaths")
+
+    def get_sessions(self) -> Deferred[Any]:
+        return self.call("getSessions")
+
+    def get_tun(self) -> Deferred[Any]:
+        return self.call("getTUN")
+
+    def get_multicast_interfaces(self) -> Deferred[Any]:
+        return self.call("getMulticastInterfaces")
+
+    def add_peer(self, uri: str, interface: str = "") -> Deferred[Any]:
+        return self.call("addPeer", uri=uri, interface=interface)
+
+    def remove_peer(self, uri: str, interface: str = "") -> Deferred[Any]:
+        return self.call("removePeer", uri=uri, interface=interface)
+
+    def get_node_info(self, key: str) -> Deferred[Any]:
+        return self.call("getNodeInfo", key=key)
+
+    def debug_remote_get_self(self, key: str) -> Deferred[Any]:
+        return self.call("debug_remoteGetSelf", key=key)
+
+    def debug_remote_get_peers(self, key: str) -> Deferred[Any]:
+        return self.call("debug_remoteGetPeers", key=key)
+
+    def debug_remote_get_dht(self, key: str) -> Deferred[Any]:
+        return self.call("debug_remoteGetDHT", key=key)
+
+    def close(self) -> Deferred[None]:
+        """Close the connection; fires once it is closed."""
+        lost = self.protocol.when_lost() if isinstance(self.protocol, ClientAMP) else succeed(None)
+        if self.protocol.transport is not None:
+            self.protocol.transport.loseConnection()
+        return lost
+
+
+def connect(endpoint: str | IStreamClientEndpoint, reactor: Any = None) -> Deferred[AdminClient]:
+    """Connect to an AMP admin door: a Twisted client endpoint string
+    (``tcp:host=\\:\\:1:port=9002``, ``unix:path=/run/ygg/amp.sock``) or an endpoint."""
+    if reactor is None:
+        from twisted.internet import reactor as global_reactor
+
+        reactor = global_reactor
+    if isinstance(endpoint, str):
+        endpoint = clientFromString(reactor, endpoint)
+    return connectProtocol(endpoint, ClientAMP()).addCallback(AdminClient)

@@ -82,7 +82,7 @@ class LimitCase(SynchronousTestCase):
     def assert_unharmed(self) -> None:
         self.assertEqual(self.node.ctl("getSelf")["key"], self.node.key)
         self.assertLess(rss(self.pid) - self.rss, RSS_SLACK)
-        wait_until(lambda: open_fds(self.pid) <= self.fds, 5, "connections to close")
+        wait_until(lambda: open_fds(self.pid) <= self.fds, 20, "connections to close")
         self.assertIsNone(self.node.process.proc.poll())  # type: ignore[union-attr]
 
 

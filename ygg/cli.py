@@ -331,4 +331,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run as ``python -m ygg.cli``: use the imported module, where extensions register.
+    from ygg import cli
+
+    sys.exit(cli.main())

@@ -137,6 +137,12 @@ class SessionManager:
             buffer = _Buffer(Init(current.public, next_.public, 0, int(now)), current, next_, now)
             buffer.timer = self._clock.callLater(SESSION_TIMEOUT, self._expire_buffer, dest, buffer)
             self._buffers[dest] = buffer
+        elif int(now) > buffer.init.seq:
+            # Same keys, a newer seq.  ironwood resends the very same init, which a remote
+            # that made a session from it (and whose ack was lost) ignores as stale until
+            # that session times out a minute later; a newer seq it takes and acks.
+            old = buffer.init
+            buffer.init = Init(old.current, old.next, old.key_seq, int(now))
         buffer.data = bytes(message)
         buffer.last_write = now
         self._send_init(dest, INIT, buffer.init)

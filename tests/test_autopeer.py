@@ -737,7 +737,9 @@ class FeatureTests(SynchronousTestCase):
         from ygg.cli import _feature_flags, parse_go_flags
 
         bools, _ = _feature_flags()
-        flags, _ = parse_go_flags(["-useconffile", "x", "-autopeer"], bools | {"x"}, {"useconffile"})
+        flags, _ = parse_go_flags(
+            ["-useconffile", "x", "-autopeer"], bools | {"x"}, {"useconffile"}
+        )
         self.assertEqual(flags, {"useconffile": "x", "autopeer": True})
 
     def test_make_service_uses_the_builtin_list(self) -> None:

@@ -126,9 +126,6 @@ class Links(MultiService):
 
     # -- identities -----------------------------------------------------------------------
 
-    def new_deferred(self) -> Deferred[Any]:
-        return Deferred()
-
     def register(self, link: LinkProtocol) -> bool:
         info = link.spec.info
         if info in self.links:
@@ -265,11 +262,6 @@ class Links(MultiService):
         if peer is None:
             raise YggError("peer not configured")
         peer.disownServiceParent()
-
-    # -- inspection -----------------------------------------------------------------------
-
-    def link_for(self, peer_link: Any) -> LinkProtocol | None:
-        return peer_link if isinstance(peer_link, LinkProtocol) else None
 
 
 class PersistentPeer(Service):

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from twisted.internet.defer import Deferred
+from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
@@ -33,8 +35,6 @@ from ygg.network.peers import LinkError, Peer
 from ygg.network.wire import FrameError, FrameReader
 
 if TYPE_CHECKING:
-    from twisted.internet.defer import Deferred
-
     from ygg.links.manager import Links
 
 log = Logger(namespace="ygg.links")
@@ -84,7 +84,7 @@ class LinkProtocol(Protocol):
         self._timer: Any = None
         self._registered = False
         #: Fires with this protocol when the handshake passed, fails when it did not.
-        self.handshake: Deferred[LinkProtocol] = links.new_deferred()
+        self.handshake: Deferred[LinkProtocol] = Deferred()
 
     # -- connection -----------------------------------------------------------------------
 
@@ -206,7 +206,7 @@ class LinkProtocol(Protocol):
         if self.peer is not None:
             self.links.router.remove_peer(self.peer)
             error = self.closing
-            if error is None and not reason.check(*_CLEAN_CLOSE):
+            if error is None and not reason.check(ConnectionDone):
                 error = reason.getErrorMessage()
             log.info(
                 "Disconnected {direction} {kind}: {remote}, source {local}{error}",
@@ -275,12 +275,3 @@ def _address_text(address: Any) -> str:
     if isinstance(name, bytes):
         name = name.decode(errors="replace")
     return name or "@"
-
-
-def _clean_close_errors() -> tuple[type, ...]:
-    from twisted.internet.error import ConnectionDone
-
-    return (ConnectionDone,)
-
-
-_CLEAN_CLOSE = _clean_close_errors()

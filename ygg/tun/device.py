@@ -22,7 +22,7 @@ from twisted.pair.tuntap import TuntapPort
 from zope.interface import implementer
 
 from ygg import address as addr
-from ygg.config import MAX_IF_MTU, MIN_IF_MTU
+from ygg.config import MAX_IF_MTU, MIN_IF_MTU, effective_mtu
 from ygg.core.core import IPV6_MTU
 from ygg.errors import YggError
 
@@ -111,7 +111,7 @@ class TunService(Service):
         requested = min(self.requested_mtu, IPV6_MTU)
         with IPRoute() as ip:
             (index,) = ip.link_lookup(ifname=self.name)
-            ip.link("set", index=index, mtu=max(MIN_IF_MTU, requested))
+            ip.link("set", index=index, mtu=effective_mtu(self.requested_mtu, IPV6_MTU))
             link = ip.get_links(index)[0]
             mtu = max(MIN_IF_MTU, min(MAX_IF_MTU, link.get_attr("IFLA_MTU")))
             if mtu != requested:

@@ -179,7 +179,7 @@ class Node(MultiService):
         try:
             super().startService()
         except (AdminListenError, TunError) as e:
-            # As yggdrasil: the node does not run without the admin socket it was given.
+            # As yggdrasil: a node whose admin socket or TUN cannot be set up does not run.
             log.error("{error}", error=str(e))
             print(f"ygg: {e}", file=sys.stderr)
             raise SystemExit(1) from None

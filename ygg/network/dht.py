@@ -14,6 +14,7 @@ import struct
 from typing import TYPE_CHECKING
 
 from ygg.network import wire
+from ygg.timers import cancel
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IDelayedCall
@@ -131,8 +132,7 @@ class DHT:
         if tself.root != self.key:
             self.handle_bootstrap(self.router.tree.label())
             self.bwait = True
-        if self._btimer is not None and self._btimer.active():
-            self._btimer.cancel()
+        cancel(self._btimer)
         self._btimer = self.clock.callLater(BOOTSTRAP_INTERVAL, self._bootstrap_timer)
 
     def _bootstrap_timer(self) -> None:
@@ -246,8 +246,7 @@ class DHT:
             onward = record.peer
         else:
             return
-        if record.timer is not None and record.timer.active():
-            record.timer.cancel()
+        cancel(record.timer)
         self.dest_keys.pop(record, None)
         del self.records[record.map_key]
         self.router.dht_changed()
@@ -267,8 +266,6 @@ class DHT:
 
     def close(self) -> None:
         self.closed = True
-        if self._btimer is not None and self._btimer.active():
-            self._btimer.cancel()
+        cancel(self._btimer)
         for record in self.records.values():
-            if record.timer is not None and record.timer.active():
-                record.timer.cancel()
+            cancel(record.timer)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ygg.network import wire
+from ygg.timers import cancel, expire_idle
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IDelayedCall
@@ -20,7 +21,6 @@ if TYPE_CHECKING:
 
 TIMEOUT = 60.0  # an entry lives this long after the last send; also the keepalive notify period
 THROTTLE = 1.0  # at most one lookup per destination per second, and one notify for DHT traffic
-_SLACK = 1e-6
 
 
 class PathEntry:
@@ -52,13 +52,7 @@ class Pathfinder:
         return entry.path
 
     def _expire(self, dest: bytes, entry: PathEntry) -> None:
-        if self.paths.get(dest) is not entry:
-            return
-        remaining = entry.used + TIMEOUT - self.clock.seconds()
-        if remaining > _SLACK:
-            entry.timer = self.clock.callLater(remaining, self._expire, dest, entry)
-        else:
-            del self.paths[dest]
+        expire_idle(self.clock, self.paths, dest, entry, entry.used, TIMEOUT, self._expire)
 
     def do_notify(self, dest: bytes, keepalive: bool) -> None:
         """Traffic from ``dest`` reached us: tell it where we are, if we talk to it too."""
@@ -105,5 +99,4 @@ class Pathfinder:
 
     def close(self) -> None:
         for entry in self.paths.values():
-            if entry.timer is not None and entry.timer.active():
-                entry.timer.cancel()
+            cancel(entry.timer)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ygg.errors import YggError
 from ygg.network import wire
+from ygg.timers import cancel
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IDelayedCall
@@ -151,8 +152,7 @@ class Peer:
     def stop(self) -> None:
         self.closed = True
         for timer in (self._keepalive, self._timeout):
-            if timer is not None and timer.active():
-                timer.cancel()
+            cancel(timer)
         self._keepalive = self._timeout = None
         self.queue.clear()
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ygg.network import wire
+from ygg.timers import cancel
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IDelayedCall
@@ -186,8 +187,7 @@ class Tree:
             if take:
                 self.self, self.parent = info, peer
         if self.self is not old:
-            if self._self_timer is not None and self._self_timer.active():
-                self._self_timer.cancel()
+            cancel(self._self_timer)
             if self.self.root == self.key:
                 delay = TREE_ANNOUNCE
             else:
@@ -253,5 +253,4 @@ class Tree:
 
     def close(self) -> None:
         self.closed = True
-        if self._self_timer is not None and self._self_timer.active():
-            self._self_timer.cancel()
+        cancel(self._self_timer)

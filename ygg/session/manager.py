@@ -32,6 +32,7 @@ from ygg.session.wire import (
     encode_init,
     encode_traffic_header,
 )
+from ygg.timers import cancel, expire_idle
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
 NETWORK_MTU = 53129
 SESSION_TIMEOUT = 60.0  # idle session, and a pre-session buffer after its last write
 ROTATION_INTERVAL = 60.0  # keys advance, and recvNonce rises, at most this often
-_SLACK = 1e-6  # a timer firing this close to its deadline counts as on time
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,7 +249,7 @@ class SessionManager:
         if session is None:
             buffer = self._buffers.pop(source, None)
             if buffer is not None:
-                self._cancel(buffer.timer)
+                cancel(buffer.timer)
                 send, next_local = buffer.current, buffer.next
             else:
                 send, next_local = new_key_pair(), new_key_pair()
@@ -273,27 +273,26 @@ class SessionManager:
     # -- timers -----------------------------------------------------------------------
 
     def _expire_session(self, key: bytes, session: Session) -> None:
-        if self._sessions.get(key) is not session:
-            return
-        remaining = session.last_activity + SESSION_TIMEOUT - self._clock.seconds()
-        if remaining > _SLACK:
-            session.timer = self._clock.callLater(remaining, self._expire_session, key, session)
-        else:
-            del self._sessions[key]
+        expire_idle(
+            self._clock,
+            self._sessions,
+            key,
+            session,
+            session.last_activity,
+            SESSION_TIMEOUT,
+            self._expire_session,
+        )
 
     def _expire_buffer(self, key: bytes, buffer: _Buffer) -> None:
-        if self._buffers.get(key) is not buffer:
-            return
-        remaining = buffer.last_write + SESSION_TIMEOUT - self._clock.seconds()
-        if remaining > _SLACK:
-            buffer.timer = self._clock.callLater(remaining, self._expire_buffer, key, buffer)
-        else:
-            del self._buffers[key]
-
-    @staticmethod
-    def _cancel(timer: IDelayedCall | None) -> None:
-        if timer is not None and timer.active():
-            timer.cancel()
+        expire_idle(
+            self._clock,
+            self._buffers,
+            key,
+            buffer,
+            buffer.last_write,
+            SESSION_TIMEOUT,
+            self._expire_buffer,
+        )
 
     # -- inspection, shutdown ---------------------------------------------------------
 
@@ -309,8 +308,8 @@ class SessionManager:
         """Cancel every timer and forget all sessions and buffers; later writes fail."""
         self._closed = True
         for session in self._sessions.values():
-            self._cancel(session.timer)
+            cancel(session.timer)
         for buffer in self._buffers.values():
-            self._cancel(buffer.timer)
+            cancel(buffer.timer)
         self._sessions.clear()
         self._buffers.clear()

@@ -324,7 +324,7 @@ class SetupToken:
         return self.source + self.dest.encode()
 
     def encode(self) -> bytes:
-        return self.sig + self.source + self.dest.encode()
+        return self.sig + self.message()
 
     @classmethod
     def decode(cls, payload: bytes) -> SetupToken:
@@ -333,13 +333,16 @@ class SetupToken:
 
 
 def _token_at(buf: bytes, pos: int, end: int) -> SetupToken:
+    return SetupToken(*_sig_key_label_at(buf, pos, end, "setup token"))
+
+
+def _sig_key_label_at(buf: bytes, pos: int, end: int, what: str) -> tuple[bytes, bytes, Label]:
+    """``sig ‖ key ‖ label``: the layout of a setup token and of a path notify."""
     if end - pos < SIG_SIZE + KEY_SIZE:
-        raise _short("setup token")
-    return SetupToken(
-        buf[pos : pos + SIG_SIZE],
-        buf[pos + SIG_SIZE : pos + SIG_SIZE + KEY_SIZE],
-        _label_at(buf, pos + SIG_SIZE + KEY_SIZE, end),
-    )
+        raise _short(what)
+    key_at = pos + SIG_SIZE
+    label_at = key_at + KEY_SIZE
+    return buf[pos:key_at], buf[key_at:label_at], _label_at(buf, label_at, end)
 
 
 def _length_prefixed(buf: bytes, what: str) -> tuple[int, int]:
@@ -390,7 +393,7 @@ class Setup:
         return _U64.pack(self.seq) + self.token.encode()
 
     def encode(self) -> bytes:
-        return self.sig + _U64.pack(self.seq) + self.token.encode()
+        return self.sig + self.message()
 
     @classmethod
     def decode(cls, payload: bytes) -> Setup:
@@ -447,7 +450,7 @@ class PathNotify:
         return self.dest + self.label.encode()
 
     def encode(self) -> bytes:
-        return self.sig + self.dest + self.label.encode()
+        return self.sig + self.message()
 
     @classmethod
     def decode(cls, payload: bytes) -> PathNotify:
@@ -456,13 +459,7 @@ class PathNotify:
 
 
 def _notify_at(buf: bytes, pos: int, end: int) -> PathNotify:
-    if end - pos < SIG_SIZE + KEY_SIZE:
-        raise _short("path notify")
-    return PathNotify(
-        buf[pos : pos + SIG_SIZE],
-        buf[pos + SIG_SIZE : pos + SIG_SIZE + KEY_SIZE],
-        _label_at(buf, pos + SIG_SIZE + KEY_SIZE, end),
-    )
+    return PathNotify(*_sig_key_label_at(buf, pos, end, "path notify"))
 
 
 def _rpath_at(buf: bytes, pos: int, end: int, what: str) -> tuple[int, ...]:

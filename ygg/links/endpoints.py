@@ -22,7 +22,6 @@ from typing import Any
 from OpenSSL import SSL
 from twisted.internet import error as terror
 from twisted.internet import tcp
-from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.endpoints import (
     TCP4ClientEndpoint,
@@ -37,7 +36,6 @@ from twisted.internet.interfaces import (
     IListeningPort,
     IProtocol,
     IProtocolFactory,
-    IResolutionReceiver,
     IStreamClientEndpoint,
     IStreamServerEndpoint,
 )
@@ -56,6 +54,7 @@ from ygg.links.netutil import (
     is_link_local_unicast,
     parse_ip,
     parse_port,
+    resolve_dial_address,
     split_host_port,
     split_zone,
     tcp_addr_string,
@@ -132,7 +131,9 @@ def resolve_address(
     host, zone = split_zone(host)
     if host == "" or parse_ip(host) is not None:
         return _zone_checked(ResolvedAddress(host, port, zone), bind_interface)
-    return _resolve_name(reactor, host).addCallback(_resolved, port, bind_interface)
+    return resolve_dial_address(reactor, host, DialError).addCallback(
+        _resolved, port, bind_interface
+    )
 
 
 def _resolved(host: str, port: int, bind_interface: str | None) -> Deferred[ResolvedAddress]:
@@ -147,37 +148,6 @@ def _zone_checked(address: ResolvedAddress, bind_interface: str | None) -> Defer
         if not address.zone:
             return fail(DialError("link-local address requires a zone"))
     return succeed(address)
-
-
-@implementer(IResolutionReceiver)
-class _FirstAddress:
-    """Collects resolved addresses and picks the first IPv4 one, else the first one."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.addresses: list[IPv4Address | IPv6Address] = []
-        self.done: Deferred[str] = Deferred()
-
-    def resolutionBegan(self, resolution: object) -> None:
-        pass
-
-    def addressResolved(self, address: IPv4Address | IPv6Address) -> None:
-        self.addresses.append(address)
-
-    def resolutionComplete(self) -> None:
-        if self.done.called:
-            return
-        if not self.addresses:
-            self.done.errback(DialError(f"lookup {self.name}: no such host"))
-            return
-        chosen = next((a for a in self.addresses if isinstance(a, IPv4Address)), None)
-        self.done.callback((chosen or self.addresses[0]).host)
-
-
-def _resolve_name(reactor: Any, name: str) -> Deferred[str]:
-    receiver = _FirstAddress(name)
-    reactor.nameResolver.resolveHostName(receiver, name, 0)
-    return receiver.done
 
 
 # --- socket options ----------------------------------------------------------------------
@@ -584,7 +554,7 @@ class _TCPListenEndpoint:
         if host == "" or parse_ip(host) is not None:
             resolving: Deferred[str] = succeed(host)
         else:
-            resolving = _resolve_name(self._reactor, host)
+            resolving = resolve_dial_address(self._reactor, host, DialError)
         if self._tls is not None:
             protocolFactory = TLSMemoryBIOFactory(self._tls, False, protocolFactory)
         return resolving.addCallback(self._listen, zone, port, protocolFactory)

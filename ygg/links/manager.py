@@ -42,10 +42,6 @@ class AlreadyConnected(YggError):
     """A link with this identity exists already: the dial is skipped, as Go does silently."""
 
 
-class DialError(YggError):
-    pass
-
-
 def tcp_identity(local_ip: str | None, remote_ip: str, port: int, zone: str = "") -> str:
     """The remote part of a TCP/TLS link identity (Go's tcpIDFor)."""
     if local_ip is not None and _same_ip(local_ip, remote_ip):
@@ -180,13 +176,15 @@ class Links(MultiService):
 
             found = interfaces.by_name(interface)
             if found is None:
-                return fail(DialError(f'interface "{interface}" not found'))
+                return fail(endpoints.DialError(f'interface "{interface}" not found'))
             if not found.up:
-                return fail(DialError(f'interface "{interface}" is not up'))
+                return fail(endpoints.DialError(f'interface "{interface}" is not up'))
             source = source_address_for(interface, address.ip)
             if source is None:
                 return fail(
-                    DialError(f'no suitable source address found on interface "{interface}"')
+                    endpoints.DialError(
+                        f'no suitable source address found on interface "{interface}"'
+                    )
                 )
         remote = tcp_identity(source, address.ip, address.port, address.zone)
         info = LinkInfo(uri.scheme, interface, remote)

@@ -4,15 +4,22 @@ Peer URIs, dial failures and link names all surface text that the Go node builds
 ``net``, ``strconv`` and ``fmt``: ``address host: missing port in address``,
 ``[fe80::1%eth0]:9001``, ``parsing "300": value out of range``.  These helpers reproduce
 those forms so that logs and admin replies read the same, and hold the address predicates
-(``net.ParseIP``, ``IsLinkLocalUnicast``) the link layer decides things with.
+(``net.ParseIP``, ``IsLinkLocalUnicast``) the link layer decides things with, and which of
+a name's addresses a dial goes to (autopeering probes that same address).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import os
+from collections.abc import Callable
+from typing import Any
 
 from twisted.internet import error as terror
+from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IResolutionReceiver
+from zope.interface import implementer
 
 from ygg.errors import YggError
 
@@ -208,3 +215,41 @@ def connect_failure_text(error: BaseException) -> str:
 def _errno_text(number: int) -> str:
     text = os.strerror(number)
     return text[:1].lower() + text[1:]
+
+
+@implementer(IResolutionReceiver)
+class _DialAddress:
+    """Collects a name's addresses and picks the first IPv4 one, else the first one."""
+
+    def __init__(self, name: str, error: Callable[[str], Exception]) -> None:
+        self.name = name
+        self.error = error
+        self.addresses: list[IPv4Address | IPv6Address] = []
+        self.done: Deferred[str] = Deferred()
+
+    def resolutionBegan(self, resolution: object) -> None:
+        pass
+
+    def addressResolved(self, address: IPv4Address | IPv6Address) -> None:
+        self.addresses.append(address)
+
+    def resolutionComplete(self) -> None:
+        if self.done.called:
+            return
+        if not self.addresses:
+            self.done.errback(self.error(f"lookup {self.name}: no such host"))
+            return
+        chosen = next((a for a in self.addresses if isinstance(a, IPv4Address)), None)
+        self.done.callback((chosen or self.addresses[0]).host)
+
+
+def resolve_dial_address(
+    reactor: Any, name: str, error: Callable[[str], Exception]
+) -> Deferred[str]:
+    """The IP a dial to host ``name`` goes to: its first IPv4 address, else its first one.
+
+    Fails with ``error("lookup NAME: no such host")`` when the name has no address.
+    """
+    receiver = _DialAddress(name, error)
+    reactor.nameResolver.resolveHostName(receiver, name, 0)
+    return receiver.done

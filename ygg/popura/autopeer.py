@@ -54,7 +54,6 @@ from urllib.parse import urlsplit
 
 from twisted.application.service import Service
 from twisted.internet import defer
-from twisted.internet.address import IPv4Address
 from twisted.internet.defer import (
     Deferred,
     DeferredSemaphore,
@@ -65,17 +64,16 @@ from twisted.internet.defer import (
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint
 from twisted.internet.error import DNSLookupError
 from twisted.internet.error import TimeoutError as ConnectTimeout
-from twisted.internet.interfaces import IResolutionReceiver
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from zope.interface import implementer
 
 from ygg.admin.registry import Method
 from ygg.config import AutopeeringConfig
 from ygg.errors import ConfigError
 from ygg.interfaces import INode
+from ygg.links.netutil import resolve_dial_address
 
 log = Logger(namespace="ygg.autopeer")
 
@@ -216,31 +214,6 @@ class _ProbeFactory(Factory):
     protocol = _Probe
 
 
-@implementer(IResolutionReceiver)
-class _DialAddress:
-    """Picks the address the node dials for a name: its first IPv4 one, else its first."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.addresses: list[Any] = []
-        self.done: Deferred[str] = Deferred()
-
-    def resolutionBegan(self, resolution: object) -> None:
-        pass
-
-    def addressResolved(self, address: Any) -> None:
-        self.addresses.append(address)
-
-    def resolutionComplete(self) -> None:
-        if self.done.called:
-            return
-        if not self.addresses:
-            self.done.errback(DNSLookupError(f"lookup {self.name}: no such host"))
-            return
-        chosen = next((a for a in self.addresses if isinstance(a, IPv4Address)), None)
-        self.done.callback((chosen or self.addresses[0]).host)
-
-
 def _is_ip(host: str) -> bool:
     try:
         ipaddress.ip_address(host.split("%", 1)[0])
@@ -276,9 +249,7 @@ class TCPProbe:
     def _resolve(self, host: str) -> Deferred[str]:
         if _is_ip(host):
             return succeed(host)
-        receiver = _DialAddress(host)
-        self.reactor.nameResolver.resolveHostName(receiver, host)
-        return receiver.done
+        return resolve_dial_address(self.reactor, host, DNSLookupError)
 
     def _endpoint(self, ip: str, port: int) -> Any:
         kind = TCP6ClientEndpoint if ":" in ip else TCP4ClientEndpoint

@@ -11,7 +11,7 @@ import subprocess
 from twisted.internet import task
 from twisted.internet.testing import StringTransport
 from twisted.names import dns
-from twisted.trial.unittest import SkipTest, SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from tests.helpers import PYTHON, ROOT
@@ -21,9 +21,10 @@ from ygg import config, features
 from ygg.errors import ConfigError
 from ygg.interfaces import IFeature
 from ygg.keys import NodeKey
-from ygg.plugins.meshname import meshname as meshname_feature
-from ygg.popura import meshname_dns as mdns
-from ygg.popura.meshname import (
+from ygg.popura.meshname import MeshnameConfig
+from ygg.popura.meshname import dns as mdns
+from ygg.popura.meshname import feature as meshname_feature
+from ygg.popura.meshname.names import (
     MeshnameError,
     address_of_name,
     domain_from_ip,
@@ -32,7 +33,7 @@ from ygg.popura.meshname import (
     parse_listen,
     section_for,
 )
-from ygg.popura.meshname_zone import RecordError, parse_record, parse_zone, tokenize
+from ygg.popura.meshname.zone import RecordError, parse_record, parse_zone, tokenize
 
 VECTORS = [  # spec §3.1
     ("200:6fc8:9220:f400:5cc2:305a:4ac6:967e", "aiag7sesed2aaxgcgbnevruwpy"),
@@ -136,9 +137,9 @@ class CommandTests(ConfigFileMixin, SynchronousTestCase):
             "}\n",
         )
         # Pasted into a config, it is a valid Meshname section whose record parses.
-        cfg, _ = config.parse("{\n" + out + "}\n")
-        self.assertTrue(cfg.meshname.enable)
-        zone = parse_zone(cfg.meshname.config)
+        section = config.parse("{\n" + out + "}\n")[0].section("Meshname", MeshnameConfig)
+        self.assertTrue(section.enable)
+        zone = parse_zone(section.config)
         self.assertEqual(list(zone.records), [f"{LABEL}.meshname".encode()])
         data = json.loads(run_cli("meshnameconf", ADDRESS, "--json")[1])
         self.assertEqual(
@@ -166,10 +167,10 @@ class CommandTests(ConfigFileMixin, SynchronousTestCase):
         for argv in (["--useconffile", path], ["-c", path]):
             code, out, _ = run_cli("meshnameconf", *argv)
             self.assertEqual(code, 0)
-            cfg, _ = config.parse("{" + out + "}")
-            self.assertEqual(cfg.meshname.listen, "[::1]:5353")
+            section = config.parse("{" + out + "}")[0].section("Meshname", MeshnameConfig)
+            self.assertEqual(section.listen, "[::1]:5353")
             self.assertEqual(
-                dict(cfg.meshname.config),
+                dict(section.config),
                 {
                     REMOTE_LABEL: tuple(other[REMOTE_LABEL]),
                     label: (f"{label}.meshname. AAAA {address}",),
@@ -297,12 +298,12 @@ class ZoneTests(SynchronousTestCase):
 class FeatureTests(SynchronousTestCase):
     def test_feature(self) -> None:
         verifyObject(IFeature, meshname_feature)
-        self.assertIn("meshname", [f.name for f in features.discover(refresh=True)])
+        self.assertIn("meshname", [f.name for f in features.discover(refresh=True).features])
         self.assertEqual(
             [(o.name, o.key, o.takes_value) for o in meshname_feature.options],
             [("meshname", "Enable", False), ("meshnamelisten", "Listen", True)],
         )
-        self.assertIs(meshname_feature.schema, config.MeshnameConfig)
+        self.assertIs(meshname_feature.schema, MeshnameConfig)
         cfg, _ = config.parse("{}")
         section = features.feature_config(
             meshname_feature, cfg, {"meshname": True, "meshnamelisten": "[::1]:5300"}
@@ -311,17 +312,17 @@ class FeatureTests(SynchronousTestCase):
 
     def test_bad_settings_stop_the_node(self) -> None:
         node = FakeNode()
-        bad_listen = config.MeshnameConfig(enable=True, listen="localhost:53")
+        bad_listen = MeshnameConfig(enable=True, listen="localhost:53")
         with self.assertRaisesRegex(ConfigError, "Meshname.Listen"):
             meshname_feature.makeService(node, bad_listen)
-        bad_record = config.MeshnameConfig(enable=True, config={LABEL: ("x. AAAA 1.2.3.4",)})
+        bad_record = MeshnameConfig(enable=True, config={LABEL: ("x. AAAA 1.2.3.4",)})
         with self.assertRaisesRegex(ConfigError, rf"Meshname.Config.{LABEL}\[0\]"):
             meshname_feature.makeService(node, bad_record)
 
     def test_cheap_to_import(self) -> None:
         """The plugin scan and the CLI import these at every start: no DNS code then."""
         code = (
-            "import sys, ygg.plugins.meshname, ygg.popura.meshname; "
+            "import sys, ygg.popura.meshname, ygg.popura.meshname.commands; "
             "print(sorted(m for m in sys.modules if m.startswith('twisted.names')))"
         )
         out = subprocess.run(
@@ -422,7 +423,7 @@ class ServerHarness:
     def __init__(self, records=None, zone=None, **kwargs) -> None:
         self.reactor = FakeReactor()
         self.node = FakeNode(self.reactor)
-        cfg = config.MeshnameConfig(
+        cfg = MeshnameConfig(
             enable=True,
             listen=kwargs.pop("listen", "[::1]:53535"),
             config=zone or {LABEL: tuple(RECORDS if records is None else records)},
@@ -860,7 +861,7 @@ class GoSpellingTests(ConfigFileMixin, SynchronousTestCase):
     """``ygg -useconffile F -meshnameconf``: cli.go_main hands its whole argv over."""
 
     def test_command_takes_yggdrasil_flags(self) -> None:
-        from ygg.popura.meshname import cmd_meshnameconf
+        from ygg.popura.meshname.commands import cmd_meshnameconf
 
         key = NodeKey.generate()
         address = addr.format_address(addr.address_for_key(key.public))
@@ -878,10 +879,7 @@ class GoSpellingTests(ConfigFileMixin, SynchronousTestCase):
         self.assertEqual((code, out.splitlines()[0]), (0, "Meshname: {"))  # 0.3's form
 
     def test_through_the_flag_parser(self) -> None:
-        from ygg import cli
-
-        if "meshnameconf" not in cli._GO_BOOL:
-            raise SkipTest("needs the two-line change to ygg/cli.py go_main (see docs/meshname.md)")
+        """The feature declares the command with ``go_flag``: ygg's flag parser knows it."""
         path = self.write_config({"PrivateKey": NodeKey.generate().private.hex()})
         code, out, _ = run_cli("-useconffile", path, "-meshnameconf", "-json")
         self.assertEqual(code, 0)

@@ -24,8 +24,8 @@ from twisted.trial.unittest import TestCase
 
 from tests.helpers import require_tool
 from tests.test_meshname import LABEL, RECORDS, REMOTE_LABEL, FakeNode, query_bytes
-from ygg import config
-from ygg.popura import meshname_dns as mdns
+from ygg.popura.meshname import MeshnameConfig
+from ygg.popura.meshname import dns as mdns
 
 _HEADER = re.compile(r"status: (\w+)")
 _FLAGS = re.compile(r";; flags: ([a-z ]*);")
@@ -134,7 +134,7 @@ class ServerTestCase(TestCase):
         self.upstream_address = ("::1", port)
 
     def start(self, listen: str = "[::1]:0", **kwargs: Any) -> mdns.MeshnameService:
-        cfg = config.MeshnameConfig(enable=True, listen=listen, config={LABEL: tuple(RECORDS)})
+        cfg = MeshnameConfig(enable=True, listen=listen, config={LABEL: tuple(RECORDS)})
         kwargs.setdefault("upstream", lambda address: self.upstream_address)
         kwargs.setdefault("timeout", 1.0)
         service = mdns.MeshnameService(FakeNode(reactor), cfg, **kwargs)

@@ -44,7 +44,7 @@ from twisted.protocols.basic import Int16StringReceiver
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 
-from ygg.popura.meshname import (
+from ygg.popura.meshname.names import (
     DEFAULT_TTL,
     MESHIP,
     TLDS,
@@ -52,7 +52,7 @@ from ygg.popura.meshname import (
     ip_from_label,
     parse_listen,
 )
-from ygg.popura.meshname_zone import Zone, parse_zone
+from ygg.popura.meshname.zone import Zone, parse_zone
 
 log = Logger(namespace="meshname")
 

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 
 from twisted.names import dns
 
-from ygg.errors import ConfigError
-from ygg.popura.meshname import (
+from ygg.interfaces import ConfigError
+from ygg.popura.meshname.names import (
     DEFAULT_TTL,
     TLDS,
     MeshnameError,
@@ -381,6 +381,8 @@ def parse_zone(config: Mapping[str, Iterable[str]]) -> Zone:
     for label, lines in config.items():
         key = label.lower()
         labels.add(key)
+        if not lines:
+            warnings.append(f"Meshname.Config.{label}: no records")
         try:
             addresses.add(ip_from_label(key))
         except MeshnameError:

@@ -244,4 +244,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # Ctrl-C: cleaned up on the way out; one line, no traceback
+        print("bench/throughput.py: interrupted", file=sys.stderr)
+        sys.exit(130)

@@ -125,7 +125,7 @@ class InMemoryTests(SynchronousTestCase):
         pages = -(-size // admin_amp.PAGE_SIZE)
         self.assertEqual(self.calls, [b"Call"] + [b"Next"] * (pages - 1))
         self.assertEqual(self.server.pending, {})  # type: ignore[union-attr]
-        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)  # the idle timer alone
 
     def test_first_page_box(self) -> None:
         box = self.result(self.remote(admin_amp.Call, method="TESTBIG"))
@@ -153,7 +153,7 @@ class InMemoryTests(SynchronousTestCase):
         for _ in range(admin_amp.MAX_PENDING + 5):
             self.result(self.remote(admin_amp.Call, method="testBig"))
         self.assertEqual(len(self.server.pending), admin_amp.MAX_PENDING)  # type: ignore[union-attr]
-        self.assertEqual(len(self.clock.getDelayedCalls()), admin_amp.MAX_PENDING)
+        self.assertEqual(len(self.clock.getDelayedCalls()), admin_amp.MAX_PENDING + 1)  # + idle
         self.client.close()
         self.pump.flush()
         self.assertEqual(self.clock.getDelayedCalls(), [])
@@ -375,6 +375,7 @@ class RealSocketTests(TestCase):
 
     @defer.inlineCallbacks
     def test_connection_limit(self) -> Any:
+        """Full: a newcomer takes the place of the longest-idle connection."""
         self.patch(admin_amp, "MAX_CONNECTIONS", 2)
         service = admin_amp.AdminAMPService(
             self.node, self.node.admin, r"tcp:0:interface=\:\:1", reactor
@@ -383,11 +384,15 @@ class RealSocketTests(TestCase):
         self.addCleanup(service.stopService)
         port = (yield service.when_listening()).getHost().port
         clients = []
-        for _ in range(3):
+        for _ in range(2):
             client = yield admin_amp.connect(rf"tcp:host=\:\:1:port={port}")
             self.addCleanup(client.close)
             clients.append(client)
-        yield clients[2].protocol.when_lost()  # the third is closed at once
+        self.assertEqual((yield clients[1].get_tun()), {"enabled": False})
+        client = yield admin_amp.connect(rf"tcp:host=\:\:1:port={port}")
+        self.addCleanup(client.close)
+        yield clients[0].protocol.when_lost()  # idle the longest: closed to make room
+        self.assertEqual((yield client.get_tun()), {"enabled": False})
         self.assertEqual((yield clients[1].get_tun()), {"enabled": False})
 
     @defer.inlineCallbacks

@@ -6,23 +6,30 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import socket
 import stat
 import subprocess
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from twisted.conch.insults import helper
 from twisted.conch.ssh import keys
 from twisted.internet import defer, protocol, reactor
 from twisted.internet.task import deferLater
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.helpers import require_tool
 from tests.nodes import remove_tree, short_tempdir
 from ygg import config, features
-from ygg.admin import shell, tables
-from ygg.admin.json_socket import AdminListenError
+from ygg.admin import tables
+from ygg.admin.listener import AdminListenError
 from ygg.admin.registry import AdminError, Arg, Method, Registry
+from ygg.admin.shell import AdminShellService
+from ygg.admin.shell.commands import Result, ShellCommands, common_prefix
+from ygg.admin.shell.keyfiles import AuthorizedKeysFile, load_host_key, parse_authorized_keys
+from ygg.admin.shell.terminal import TerminalShell
 from ygg.service import Node
 
 
@@ -60,9 +67,9 @@ def make_registry() -> Registry:
 
 class CommandTests(SynchronousTestCase):
     def setUp(self) -> None:
-        self.commands = shell.ShellCommands(None, make_registry())
+        self.commands = ShellCommands(None, make_registry())
 
-    def run_line(self, line: str) -> shell.Result:
+    def run_line(self, line: str) -> Result:
         return self.successResultOf(self.commands.run(line))
 
     def test_tables_as_yggdrasilctl(self) -> None:
@@ -115,7 +122,7 @@ class CommandTests(SynchronousTestCase):
     def test_exit_and_blank(self) -> None:
         self.assertTrue(self.run_line("exit").exit)
         self.assertTrue(self.run_line("quit").exit)
-        self.assertEqual(self.run_line("   "), shell.Result(""))
+        self.assertEqual(self.run_line("   "), Result(""))
 
     def test_completion(self) -> None:
         complete = self.commands.complete
@@ -129,7 +136,7 @@ class CommandTests(SynchronousTestCase):
         self.assertEqual(complete("pluginTyped text=x t"), [])
         self.assertEqual(complete("pluginTyped text=ab"), [])
         self.assertEqual(complete("nope "), [])
-        self.assertEqual(shell.common_prefix(["getPaths", "getpeers"]), "getP")
+        self.assertEqual(common_prefix(["getPaths", "getpeers"]), "getP")
 
 
 class TerminalTests(SynchronousTestCase):
@@ -139,8 +146,8 @@ class TerminalTests(SynchronousTestCase):
         self.finished: list[int] = []
         self.terminal = helper.TerminalBuffer()
         self.terminal.connectionMade()
-        commands = shell.ShellCommands(None, make_registry())
-        self.shell = shell.TerminalShell(commands, self.finished.append, "hello\n")
+        commands = ShellCommands(None, make_registry())
+        self.shell = TerminalShell(commands, self.finished.append, "hello\n")
         self.shell.makeConnection(self.terminal)
 
     def type(self, text: bytes) -> None:
@@ -192,26 +199,26 @@ class KeyFileTests(SynchronousTestCase):
 
     def test_host_key_made_once(self) -> None:
         path = f"{self.dir}/new/dir/host_key"
-        key = shell.load_host_key(path)
+        key = load_host_key(path)
         self.assertEqual(key.type(), "Ed25519")
         self.assertTrue(key.isPublic() is False)
         self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600)
         self.assertEqual(stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode), 0o700)
         self.assertEqual(keys.Key.fromFile(path + ".pub"), key.public())  # for known_hosts
-        self.assertEqual(shell.load_host_key(path), key)
+        self.assertEqual(load_host_key(path), key)
 
     def test_bad_host_key(self) -> None:
         Path(self.dir, "bad").write_text("not a key")
         cfg = config.AdminShellConfig(
             listen="tcp:0", host_key_file=f"{self.dir}/bad", authorized_keys_file="/nonexistent"
         )
-        service = shell.AdminShellService(None, Registry(), cfg, reactor)
+        service = AdminShellService(None, Registry(), cfg, reactor)
         error = self.assertRaises(AdminListenError, service.startService)
         self.assertIn("cannot use host key", str(error))
 
     def test_authorized_keys(self) -> None:
-        one = keys.Key(shell.ed25519.Ed25519PrivateKey.generate()).public()
-        two = keys.Key(shell.ed25519.Ed25519PrivateKey.generate()).public()
+        one = keys.Key(Ed25519PrivateKey.generate()).public()
+        two = keys.Key(Ed25519PrivateKey.generate()).public()
         text = (
             b"# comment\n\n"
             + one.toString("openssh")
@@ -224,8 +231,8 @@ class KeyFileTests(SynchronousTestCase):
             + two.toString("openssh")
             + b"\n"
         )
-        self.assertEqual(shell.parse_authorized_keys(text), [one, two])
-        self.assertEqual(shell.AuthorizedKeysFile(f"{self.dir}/none").getAuthorizedKeys(b"x"), [])
+        self.assertEqual(parse_authorized_keys(text), [one, two])
+        self.assertEqual(AuthorizedKeysFile(f"{self.dir}/none").getAuthorizedKeys(b"x"), [])
 
 
 def in_process_node() -> Node:
@@ -285,7 +292,7 @@ class OpenSSHTests(TestCase):
             host_key_file=f"{self.dir}/host/ssh_host_ed25519_key",
             authorized_keys_file=f"{self.dir}/authorized_keys",
         )
-        self.service = shell.AdminShellService(self.node, self.node.admin, cfg, reactor)
+        self.service = AdminShellService(self.node, self.node.admin, cfg, reactor)
         self.service.startService()
         self.addCleanup(self.service.stopService)
         self.port = (yield self.service.when_listening()).getHost().port
@@ -410,6 +417,41 @@ class OpenSSHTests(TestCase):
         collect.transport.write(b"exit\r")
         code = yield collect.ended
         self.assertEqual(code, 0)
+
+    @defer.inlineCallbacks
+    def test_one_line_per_login(self) -> Any:
+        """A session logs one line at info level, its login; the connection's own
+        chatter (conch's transport and channel lines) goes to debug."""
+        events: list[dict[str, Any]] = []
+
+        def observe(event: dict[str, Any]) -> None:
+            if event.get("log_namespace") == "ygg":
+                return  # the node's own lines ("Your IPv6 address is …")
+            if event.get("log_level", LogLevel.info) >= LogLevel.info:
+                events.append(event)
+
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+        code, _, err = yield self.ssh_command("getTUN")
+        self.assertEqual(code, 0, err)
+        yield deferLater(reactor, 0.2, lambda: None)  # the connection's end, logged or not
+        texts = [formatEvent(e) for e in events]
+        self.assertEqual(len(texts), 1, texts)
+        self.assertRegex(texts[0], r"^SSH admin shell: .* logged in with key SHA256:")
+
+    @defer.inlineCallbacks
+    def test_version_only_crowd_does_not_lock_out_a_login(self) -> Any:
+        """Attack 5 over real sockets: 40 connections that send only their version string
+        and wait; a key login still gets in (in their places), as at once as usual."""
+        crowd = []
+        for _ in range(40):
+            sock = socket.create_connection(("::1", self.port))
+            self.addCleanup(sock.close)
+            sock.sendall(b"SSH-2.0-OpenSSH_9.2\r\n")
+            crowd.append(sock)
+        yield deferLater(reactor, 0.2, lambda: None)  # all of them accepted and waiting
+        code, out, err = yield self.ssh_command("getTUN")
+        self.assertEqual((code, out), (0, "TUN enabled:\tfalse\t\n"), err)
 
     @defer.inlineCallbacks
     def test_stop_ends_sessions(self) -> Any:

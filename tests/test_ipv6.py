@@ -193,3 +193,88 @@ class PacketTooBigTests(SynchronousTestCase):
         self.assertEqual(ptb[24:40], source)
         small = packet_too_big(offending[:100], 1300)
         self.assertEqual(small[48:], offending[:100])
+
+
+def declaring(packet: bytes, payload_length: int) -> bytes:
+    """``packet`` with its payload-length field set to ``payload_length``."""
+    return packet[:4] + struct.pack(">H", payload_length) + packet[6:]
+
+
+# Hop-by-Hop headers (next: UDP): one holding a Jumbo Payload option (type 0xC2) of 70,000
+# bytes, and one holding only padding (PadN).
+JUMBO_HOP_BY_HOP = bytes((17, 0, 0xC2, 4)) + struct.pack(">I", 70000)
+PADDED_HOP_BY_HOP = bytes((17, 0, 1, 4, 0, 0, 0, 0))
+
+
+class PayloadLengthTests(LayerCase):
+    """A payload-length field that disagrees with the packet's real length, both ways: what
+    Linux's IPv6 input does with such a packet written into a TUN, the layer does first
+    (ygg.ipv6.length; tests/test_ipv6_kernel.py holds it to the running kernel)."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        # The peer's key is known, so an outbound packet goes straight to the core.
+        self.layer.handle_oob(
+            self.peer.public, self.me.public, bytes((RESPONSE,)) + self.peer.sign(self.me.public)
+        )
+
+    def outbound(self, payload: bytes, next_header: int = 17) -> bytes:
+        return ipv6_packet(self.layer.address, self.peer_address, payload, next_header)
+
+    def inbound(self, payload: bytes, next_header: int = 17) -> bytes:
+        return ipv6_packet(self.peer_address, self.layer.address, payload, next_header)
+
+    def both_ways(self, outbound: bytes, inbound: bytes) -> None:
+        self.layer.send(outbound)
+        self.layer.receive(self.peer.public, b"\x01" + inbound)
+
+    def sent(self) -> list[bytes]:
+        return [message[1:] for _, message in self.core.sent]
+
+    def test_truncated_dropped(self) -> None:
+        self.both_ways(  # 60 bytes saying 65,575; 61 saying 62
+            declaring(self.outbound(b"u" * 20), 65535), declaring(self.inbound(b"u" * 21), 22)
+        )
+        self.assertEqual((self.sent(), self.tun), ([], []))
+        self.assertEqual(dict(self.layer.drops), {"truncated": 2})
+
+    def test_trailing_bytes_cut_off(self) -> None:
+        packet = declaring(self.outbound(b"u" * 20), 8)
+        self.both_ways(packet, declaring(self.inbound(b"v" * 20), 8))
+        self.assertEqual(self.sent(), [packet[:48]])
+        self.assertEqual(self.tun, [declaring(self.inbound(b"v" * 8), 8)])
+        self.assertEqual((self.layer.trimmed, dict(self.layer.drops)), (2, {}))
+
+    def test_zero_length_with_data(self) -> None:
+        """0 declared, UDP next: the kernel keeps the bare header, and so does the layer."""
+        self.both_ways(declaring(self.outbound(b"u" * 20), 0), declaring(self.inbound(b"u"), 0))
+        self.assertEqual(self.sent(), [declaring(self.outbound(b""), 0)])
+        self.assertEqual(self.tun, [declaring(self.inbound(b""), 0)])
+        self.assertEqual(self.layer.trimmed, 2)
+
+    def test_jumbograms_dropped(self) -> None:
+        for payload in (
+            JUMBO_HOP_BY_HOP + b"u" * 32,  # says 70,000 bytes, has 40
+            JUMBO_HOP_BY_HOP[:4] + struct.pack(">I", 8 + 32) + b"u" * 32,  # a jumbo of 40
+            bytes((17, 1)) + bytes(6) + b"u" * 2,  # its header says 16 bytes; 10 there
+            b"",  # no Hop-by-Hop header at all
+        ):
+            self.both_ways(
+                declaring(self.outbound(payload, next_header=0), 0),
+                declaring(self.inbound(payload, next_header=0), 0),
+            )
+        self.assertEqual((self.sent(), self.tun), ([], []))
+        self.assertEqual(dict(self.layer.drops), {"jumbogram": 4, "truncated": 4})
+
+    def test_zero_length_without_jumbo_option_taken_whole(self) -> None:
+        """Linux takes it whole (RFC 2675 says to refuse it): so does the layer."""
+        packet = declaring(self.outbound(PADDED_HOP_BY_HOP + b"u" * 13, next_header=0), 0)
+        self.layer.send(packet)
+        self.assertEqual(self.sent(), [packet])
+
+    def test_exact_lengths_untouched(self) -> None:
+        packets = [self.outbound(b""), self.outbound(PADDED_HOP_BY_HOP + b"u" * 8, 0)]
+        for packet in packets:
+            self.layer.send(packet)
+        self.assertEqual(self.sent(), packets)
+        self.assertEqual((dict(self.layer.drops), self.layer.trimmed), ({}, 0))

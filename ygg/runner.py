@@ -1,7 +1,8 @@
 """``ygg run``: the node in this process, as ``twistd -n ygg`` runs it, with yggdrasil's log lines.
 
 Logs go to standard output as ``YYYY/MM/DD HH:MM:SS message`` (yggdrasil's format), or to
-syslog or a file with ``--logto``; SIGINT and SIGTERM stop the node cleanly.
+syslog or a file with ``--logto``, from ``--loglevel`` up; SIGINT and SIGTERM stop the node
+cleanly (``ygg.stop_signals``).
 """
 
 from __future__ import annotations
@@ -10,31 +11,29 @@ import sys
 import time
 from typing import Any, TextIO
 
-from twisted.logger import (
-    FilteringLogObserver,
-    LogLevel,
-    LogLevelFilterPredicate,
-    formatEvent,
-    globalLogBeginner,
-)
+from twisted.logger import LegacyLogObserverWrapper, formatEvent, globalLogBeginner
 from twisted.python import usage
 
-from ygg import tap
-
-LEVELS = {
-    "error": LogLevel.error,
-    "warn": LogLevel.warn,
-    "info": LogLevel.info,
-    "debug": LogLevel.debug,
-    "trace": LogLevel.debug,
-}
+from ygg import logs, tap
+from ygg.stop_signals import stop_on_signals
 
 
 class RunOptions(tap.Options):
     optParameters = [
-        ["loglevel", None, "info", "error, warn, info or debug"],
         ["logto", None, "stdout", '"stdout", "syslog" or a file to append to'],
     ]
+
+    log_file: TextIO | None = None
+
+    def postOptions(self) -> None:
+        super().postOptions()
+        # Opened here, so that a log file the node cannot write to is said on stderr, the
+        # one place left to say it.
+        if self["logto"] not in ("stdout", "syslog"):
+            try:
+                self.log_file = open(self["logto"], "a", encoding="utf-8")
+            except OSError as e:
+                raise usage.UsageError(f"--logto {self['logto']}: {e.strerror}") from None
 
 
 class YggdrasilLogObserver:
@@ -52,20 +51,14 @@ class YggdrasilLogObserver:
         self._out.flush()
 
 
-def _observer(logto: str, level: str) -> Any:
-    if logto == "syslog":
+def _observer(options: RunOptions) -> Any:
+    if options["logto"] == "syslog":
         from twisted.python import syslog
 
-        raw: Any = syslog.SyslogObserver("ygg").emit
-        from twisted.logger import LegacyLogObserverWrapper
-
-        raw = LegacyLogObserverWrapper(raw)
-    elif logto == "stdout":
-        raw = YggdrasilLogObserver(sys.stdout)
+        raw: Any = LegacyLogObserverWrapper(syslog.SyslogObserver("ygg").emit)
     else:
-        raw = YggdrasilLogObserver(open(logto, "a", encoding="utf-8"))
-    predicate = LogLevelFilterPredicate(defaultLogLevel=LEVELS.get(level.lower(), LogLevel.info))
-    return FilteringLogObserver(raw, [predicate])
+        raw = YggdrasilLogObserver(options.log_file or sys.stdout)
+    return logs.filtered(raw, options.log_level)
 
 
 def run(argv: list[str], reactor: Any = None) -> int:
@@ -79,13 +72,12 @@ def run(argv: list[str], reactor: Any = None) -> int:
         return int(e.code or 0)
     if reactor is None:
         from twisted.internet import reactor
-    globalLogBeginner.beginLoggingTo(
-        [_observer(options["logto"], options["loglevel"])], redirectStandardIO=False
-    )
+    globalLogBeginner.beginLoggingTo([_observer(options)], redirectStandardIO=False)
     try:
         node = tap.makeService(options, reactor)
     except SystemExit as e:
         return int(e.code or 0)
+    stop_on_signals(reactor)
     # Started before the reactor runs, as twistd does: a node that cannot start (an
     # admin socket in use…) exits here with its own message.
     try:

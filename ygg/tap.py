@@ -7,15 +7,18 @@ switch without a change here.
 
 from __future__ import annotations
 
-import signal
 import sys
 from typing import Any
 
+from twisted.application.service import MultiService
+from twisted.logger import ILogObserver, LogLevel
 from twisted.python import usage
 
 from ygg import config as node_config
 from ygg import features as feature_registry
+from ygg import logs
 from ygg.errors import ConfigError
+from ygg.stop_signals import stop_on_signals
 
 
 def config_error(error: ConfigError, source: str) -> SystemExit:
@@ -39,7 +42,7 @@ _FEATURE_FLAGS, _FEATURE_PARAMS = _feature_switches(list(_DISCOVERY.features))
 
 
 class Options(usage.Options):
-    synopsis = "[--config FILE | --autoconf] [feature switches]"
+    synopsis = "[--config FILE | --autoconf] [--loglevel LEVEL] [feature switches]"
     longdesc = (
         "Run a Yggdrasil node. --config reads a yggdrasil 0.4.7 (HJSON or JSON) config "
         "file, with Popura's sections if wanted; --autoconf runs with a fresh identity and "
@@ -56,6 +59,14 @@ class Options(usage.Options):
     ]
 
     discovery = _DISCOVERY
+    log_level: LogLevel = logs.LEVELS[logs.DEFAULT]
+
+    def opt_loglevel(self, name: str) -> None:
+        """Log level: error, warn, info (the default), debug or trace."""
+        try:
+            self.log_level = logs.level_named(name)
+        except ValueError as e:
+            raise usage.UsageError(str(e)) from None
 
     def postOptions(self) -> None:
         path = self["config"] or self["useconffile"]
@@ -92,19 +103,30 @@ def makeService(options: Options, reactor: Any = None) -> Any:
         )
     except ConfigError as e:
         raise config_error(e, options["config"] or options["useconffile"] or "autoconf") from None
-    _exit_zero_on_stop_signals(reactor)
-    return node
+    twistd_options = getattr(options, "parent", None)
+    if twistd_options is None:  # ``ygg run`` or a test: the caller owns logging and signals
+        return node
+    stop_on_signals(reactor)
+    observer = None
+    if not twistd_options.get("logger"):  # twistd's --logger wins over the component
+        observer = logs.filtered(logs.twistd_observer(twistd_options, reactor), options.log_level)
+    return _TwistdRoot(node, observer)
 
 
-def _exit_zero_on_stop_signals(reactor: Any) -> None:
-    """SIGTERM and SIGINT are the normal way to stop a node; exit 0 then, as yggdrasil does.
+class _TwistdRoot(MultiService):
+    """What twistd runs: the node, under a parent that gives twistd its log observer.
 
-    twistd re-raises the signal that stopped the reactor, so its status would be 143.
+    twistd starts logging right after it has put this service into its application, to the
+    application's ``ILogObserver`` component when there is one.
     """
 
-    def forget_signal() -> None:
-        if getattr(reactor, "_exitSignal", None) in (signal.SIGTERM, signal.SIGINT):
-            reactor._exitSignal = None
+    def __init__(self, node: Any, observer: ILogObserver | None) -> None:
+        super().__init__()
+        self.observer = observer
+        node.setName("node")
+        node.setServiceParent(self)
 
-    if hasattr(reactor, "addSystemEventTrigger"):
-        reactor.addSystemEventTrigger("after", "shutdown", forget_signal)
+    def setServiceParent(self, parent: Any) -> None:
+        if self.observer is not None and hasattr(parent, "setComponent"):  # an Application
+            parent.setComponent(ILogObserver, self.observer)
+        super().setServiceParent(parent)

@@ -23,6 +23,11 @@ Errors
     ``ADMIN_ERROR`` whose description is the text the JSON socket would give; the client
     raises ``ygg.admin.registry.AdminError`` with it.
 
+Limits
+    128 connections, 32 from one client; a newcomer who finds them taken closes the
+    longest idle one (``ygg.admin.limits``).  A connection with no command for 300 s is
+    closed, and so is one sending a box of more than 1 MiB.
+
 Client
     ``connect("tcp:host=\\:\\:1:port=9002")`` gives a Deferred ``AdminClient``; its
     methods (``get_peers()``, ``call("getNodeInfo", key=…)``…) give Deferreds of the same
@@ -37,21 +42,26 @@ from collections import OrderedDict
 from typing import Any
 
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.endpoints import clientFromString, connectProtocol
-from twisted.internet.interfaces import IStreamClientEndpoint
+from twisted.internet.endpoints import clientFromString
+from twisted.internet.interfaces import IStreamClientEndpoint, IStreamServerEndpoint
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.protocols import amp
+from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 
 from ygg import gojson
-from ygg.admin.listener import Connections, EndpointListener
+from ygg.admin.limits import Slots
+from ygg.admin.listener import AdminListener
 from ygg.admin.registry import AdminError, Method, Registry
 
 log = Logger(namespace="ygg.admin")
 
 PAGE_SIZE = 60 * 1024
 MAX_CONNECTIONS = 128
+MAX_PER_CLIENT = 32
+IDLE_TIMEOUT = 300.0
+MAX_BOX = 1 << 20
 MAX_PENDING = 16
 PENDING_TIMEOUT = 60.0
 ERRORS = {AdminError: b"ADMIN_ERROR"}
@@ -127,15 +137,72 @@ class _Pending:
         self.timer: Any = None
 
 
-class AdminAMP(amp.AMP):
-    """One AMP connection to the admin registry."""
+class QuietAMP(amp.AMP):
+    """AMP without its info line for every connection made and lost (anyone who can
+    connect could fill the log with them)."""
 
-    def __init__(self, node: Any, registry: Registry, reactor: Any) -> None:
+    def makeConnection(self, transport: Any) -> None:
+        amp.BinaryBoxProtocol.makeConnection(self, transport)
+
+    def connectionLost(self, reason: Failure) -> None:
+        amp.BinaryBoxProtocol.connectionLost(self, reason)
+        self.transport = None
+
+
+class AdminAMP(TimeoutMixin, QuietAMP):
+    """One AMP connection to the admin registry; closed after ``IDLE_TIMEOUT`` without a
+    command, and holding one of the door's ``slots`` (none in tests that make it alone)."""
+
+    def __init__(
+        self, node: Any, registry: Registry, reactor: Any, slots: Slots | None = None
+    ) -> None:
         super().__init__()
         self.node = node
         self.registry = registry
         self.reactor = reactor
+        self.slots = slots
         self.pending: OrderedDict[str, _Pending] = OrderedDict()
+        self.calls = 0  # commands being answered
+        self.unboxed = 0  # bytes received since the last complete box
+
+    def callLater(self, period: float, func: Any) -> Any:  # TimeoutMixin's clock
+        return self.reactor.callLater(period, func)
+
+    # -- the connection -------------------------------------------------------------------
+
+    def connectionMade(self) -> None:
+        if self.slots is not None and not self.slots.admit(self):
+            self.transport.abortConnection()
+            return
+        self.setTimeout(IDLE_TIMEOUT)
+
+    def eviction_rank(self) -> int | None:
+        return None if self.calls else 0
+
+    def timeoutConnection(self) -> None:
+        self.transport.abortConnection()
+
+    def dataReceived(self, data: bytes) -> None:
+        # AMP bounds each key and value but not how many a box has: bound the box.
+        self.unboxed += len(data)
+        super().dataReceived(data)
+        if self.unboxed > MAX_BOX and self.transport is not None:
+            self.transport.abortConnection()
+
+    def ampBoxReceived(self, box: amp.AmpBox) -> None:
+        self.unboxed = 0
+        if self.slots is not None:
+            self.slots.touch(self)
+        self.resetTimeout()
+        super().ampBoxReceived(box)
+
+    def connectionLost(self, reason: Failure) -> None:
+        self.setTimeout(None)
+        for cursor in list(self.pending):
+            self._forget(cursor)
+        if self.slots is not None:
+            self.slots.release(self)
+        super().connectionLost(reason)
 
     # -- commands ---------------------------------------------------------------------
 
@@ -143,7 +210,7 @@ class AdminAMP(amp.AMP):
     def _call(self, method: str, arguments: str | None = None) -> Deferred[dict[str, Any]]:
         try:
             decoded = json.loads(arguments) if arguments else {}
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested thousands deep
             raise AdminError("Failed to unmarshal request") from None
         return self._run(method, decoded)
 
@@ -181,9 +248,15 @@ class AdminAMP(amp.AMP):
     # -- running and paging -----------------------------------------------------------
 
     def _run(self, name: str, arguments: Any) -> Deferred[dict[str, Any]]:
+        self.calls += 1
         d = self.registry.call(self.node, name, arguments)
+        d.addBoth(self._answered)
         d.addCallbacks(self._first_page, self._failed, errbackArgs=(name,))
         return d
+
+    def _answered(self, result: Any) -> Any:
+        self.calls -= 1
+        return result
 
     def _failed(self, failure: Failure, name: str) -> Failure:
         if failure.check(AdminError):
@@ -212,53 +285,45 @@ class AdminAMP(amp.AMP):
         if pending is not None and pending.timer is not None and pending.timer.active():
             pending.timer.cancel()
 
-    def connectionLost(self, reason: Failure) -> None:
-        for cursor in list(self.pending):
-            self._forget(cursor)
-        super().connectionLost(reason)
-        factory = getattr(self, "factory", None)
-        if factory is not None:
-            factory.connections.remove(self)
-
 
 class AdminAMPFactory(Factory):
     noisy = False
 
-    def __init__(
-        self, node: Any, registry: Registry, reactor: Any, connections: Connections
-    ) -> None:
+    def __init__(self, node: Any, registry: Registry, reactor: Any, slots: Slots) -> None:
         self.node = node
         self.registry = registry
         self.reactor = reactor
-        self.connections = connections
+        self.slots = slots
 
-    def buildProtocol(self, addr: Any) -> AdminAMP | None:
-        protocol = AdminAMP(self.node, self.registry, self.reactor)
-        if not self.connections.add(protocol):
-            return None  # too many: Twisted closes this one at once
+    def buildProtocol(self, addr: Any) -> AdminAMP:
+        protocol = AdminAMP(self.node, self.registry, self.reactor, self.slots)
         protocol.factory = self
         return protocol
 
 
-class AdminAMPService(EndpointListener):
+class AdminAMPService(AdminListener):
     """Listens on ``AdminAMP.Listen`` (a Twisted server endpoint string); off when empty."""
 
     what = "AMP admin"
 
     def __init__(self, node: Any, registry: Registry, listen: str, reactor: Any) -> None:
-        super().__init__(listen, reactor)
+        super().__init__(reactor)
         self.node = node
         self.registry = registry
+        self.listen = listen
+
+    def make_endpoint(self) -> IStreamServerEndpoint | None:
+        return self.parse_endpoint(self.listen)
 
     def build_factory(self) -> Factory:
-        self.connections = Connections(MAX_CONNECTIONS)
-        return AdminAMPFactory(self.node, self.registry, self.reactor, self.connections)
+        self.slots = Slots(self.what, MAX_CONNECTIONS, MAX_PER_CLIENT, self.reactor)
+        return AdminAMPFactory(self.node, self.registry, self.reactor, self.slots)
 
 
 # --------------------------------------------------------------------------- client
 
 
-class ClientAMP(amp.AMP):
+class ClientAMP(QuietAMP):
     """The client's side of the connection, which tells when it has ended."""
 
     def __init__(self) -> None:
@@ -371,4 +436,6 @@ def connect(endpoint: str | IStreamClientEndpoint, reactor: Any = None) -> Defer
         reactor = global_reactor
     if isinstance(endpoint, str):
         endpoint = clientFromString(reactor, endpoint)
-    return connectProtocol(endpoint, ClientAMP()).addCallback(AdminClient)
+    factory = Factory.forProtocol(ClientAMP)
+    factory.noisy = False  # connectProtocol's factory logs "Starting factory" at info
+    return endpoint.connect(factory).addCallback(AdminClient)

@@ -6,9 +6,12 @@ json.Encoder writes it (2-space indent, newline), with the members ``status``, `
 (only on error), ``request`` (always null) and ``response``.  After a reply the connection
 closes unless the request asked to keep it alive.  Requests are answered in order.
 
-Limits the Go node does not have: a request may be at most 1 MiB, and at most 128
-connections are served at once (more are closed at once), so a misbehaving client can
-neither fill the node's memory nor its file descriptors.
+Limits the Go node does not have, so that a misbehaving client can neither fill the
+node's memory nor its file descriptors nor lock the operator out: a request may be at most
+1 MiB; a connection is closed 300 s after its last request or reply; at most 128
+connections are served at once and 32 from one client (a unix-socket peer's uid, a TCP
+peer's address), and a newcomer who finds no place takes that of the longest idle
+connection instead of being refused (``ygg.admin.limits``).
 """
 
 from __future__ import annotations
@@ -19,31 +22,33 @@ import socket
 from collections.abc import Mapping
 from typing import Any
 
-from twisted.application.service import Service
-from twisted.internet.defer import Deferred
-from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IHalfCloseableProtocol
+from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint, UNIXServerEndpoint
+from twisted.internet.interfaces import (
+    IHalfCloseableProtocol,
+    IListeningPort,
+    IPushProducer,
+    IStreamServerEndpoint,
+)
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
+from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ygg import gojson
+from ygg.admin.limits import Slots
+from ygg.admin.listener import AdminListener, AdminListenError, describe
 from ygg.admin.registry import AdminError, Registry
-from ygg.errors import YggError
 
 log = Logger(namespace="ygg.admin")
 
 MAX_REQUEST = 1 << 20
 MAX_CONNECTIONS = 128
+MAX_PER_CLIENT = 32
 IDLE_TIMEOUT = 300.0
 
 _WHITESPACE = b" \t\r\n"
 _decoder = json.JSONDecoder()
-
-
-class AdminListenError(YggError):
-    pass
 
 
 def encode_reply(reply: Mapping[str, Any]) -> bytes:
@@ -54,30 +59,54 @@ def error_reply(text: str) -> dict[str, Any]:
     return {"status": "error", "error": text, "request": None, "response": None}
 
 
-@implementer(IHalfCloseableProtocol)
-class AdminProtocol(Protocol):
+_WAIT = object()  # no complete request buffered yet
+
+
+@implementer(IHalfCloseableProtocol, IPushProducer)
+class AdminProtocol(TimeoutMixin, Protocol):
+    """One connection: requests decoded and answered one at a time, in order.
+
+    Answering is a loop, not a chain of callbacks, so any number of pipelined requests
+    take constant stack.  It stops, and stops reading, while the transport's write buffer
+    is full (the protocol is its producer): a client that writes without reading gets
+    its replies as it reads them, instead of the node buffering all it asked for.
+    The idle timer restarts at each request and reply, not at each byte: a connection
+    that trickles bytes without finishing a request is closed ``IDLE_TIMEOUT`` after its
+    last one.
+    """
+
     def __init__(self, factory: AdminFactory) -> None:
         self.factory = factory
         self._buffer = b""
-        self._busy = False
+        self._busy = False  # a request is being answered
+        self._looping = False  # _next's loop is running (further up the stack)
+        self._paused = False  # the transport's write buffer is full
         self._done = False
+        self._producing = False
         self._input_ended = False
-        self._idle: Any = None
+
+    def callLater(self, period: float, func: Any) -> Any:  # TimeoutMixin's clock
+        return self.factory.reactor.callLater(period, func)
 
     def connectionMade(self) -> None:
-        if self.factory.connections >= MAX_CONNECTIONS:
+        if not self.factory.slots.admit(self):
             self._done = True
             self.transport.abortConnection()
             return
-        self.factory.connections += 1
-        self._counted = True
-        self._idle = self.factory.reactor.callLater(IDLE_TIMEOUT, self.transport.abortConnection)
+        self.transport.registerProducer(self, True)
+        self._producing = True
+        self.setTimeout(IDLE_TIMEOUT)
+
+    def eviction_rank(self) -> int | None:
+        return None if self._busy else 0
+
+    def timeoutConnection(self) -> None:
+        self._done = True
+        self.transport.abortConnection()
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
-        if getattr(self, "_counted", False):
-            self.factory.connections -= 1
-        if self._idle is not None and self._idle.active():
-            self._idle.cancel()
+        self.factory.slots.release(self)
+        self.setTimeout(None)
         self._done = True
 
     def readConnectionLost(self) -> None:
@@ -86,50 +115,76 @@ class AdminProtocol(Protocol):
         self._next()
 
     def writeConnectionLost(self) -> None:
-        self._done = True
-        self.transport.loseConnection()
+        self._close()
 
     def dataReceived(self, data: bytes) -> None:
         if self._done:
             return
         self._buffer += data
-        if self._idle is not None and self._idle.active():
-            self._idle.reset(IDLE_TIMEOUT)
         self._next()
 
+    # -- IPushProducer: the transport asks us to wait while its write buffer drains ------
+
+    def pauseProducing(self) -> None:
+        self._paused = True
+        self.transport.pauseProducing()  # and read no more meanwhile
+
+    def resumeProducing(self) -> None:
+        self._paused = False
+        if not self._done:
+            self.transport.resumeProducing()
+            self._next()
+
+    def stopProducing(self) -> None:
+        self._done = True
+
+    # -- requests ---------------------------------------------------------------------
+
     def _next(self) -> None:
-        """Decode and answer the next complete request, if one is buffered and none is
-        being answered."""
-        while not self._busy and not self._done:
-            buffer = self._buffer.lstrip(_WHITESPACE)
-            self._buffer = buffer
-            if not buffer:
-                if self._input_ended:
-                    # Go's decoder meets the end of the stream where it wanted a request.
-                    self._finish(error_reply("Failed to find request"))
-                return
-            if len(buffer) > MAX_REQUEST:
-                self._finish(error_reply("Failed to find request"))
-                return
-            try:
-                text = buffer.decode()
-            except UnicodeDecodeError as e:
-                if e.end >= len(buffer) - 3:  # a character cut in two: wait for the rest
+        """Answer the buffered requests, one at a time, while nothing stops us."""
+        if self._looping:
+            return  # a reply that came at once: the loop further up goes on
+        self._looping = True
+        try:
+            while not (self._busy or self._done or self._paused):
+                value = self._request()
+                if value is _WAIT:
                     return
+                self._active()
+                self._answer(value)
+        finally:
+            self._looping = False
+
+    def _request(self) -> Any:
+        """The next complete request; ``_WAIT`` until there is one (or after answering a
+        malformed one, which ends the connection)."""
+        buffer = self._buffer.lstrip(_WHITESPACE)
+        self._buffer = buffer
+        if not buffer:
+            if self._input_ended:
+                # Go's decoder meets the end of the stream where it wanted a request.
                 self._finish(error_reply("Failed to find request"))
-                return
-            try:
-                value, end = _decoder.raw_decode(text)
-            except json.JSONDecodeError as e:
-                if _incomplete(text, e) and not self._input_ended:
-                    return
+            return _WAIT
+        if len(buffer) > MAX_REQUEST:
+            self._finish(error_reply("Failed to find request"))
+            return _WAIT
+        try:
+            text = buffer.decode()
+        except UnicodeDecodeError as e:
+            if e.end < len(buffer) - 3:  # not just a character cut in two
                 self._finish(error_reply("Failed to find request"))
-                return
-            except (RecursionError, ValueError):  # absurd nesting, a number of 5000 digits
+            return _WAIT
+        try:
+            value, end = _decoder.raw_decode(text)
+        except json.JSONDecodeError as e:
+            if not _incomplete(text, e) or self._input_ended:
                 self._finish(error_reply("Failed to find request"))
-                return
-            self._buffer = text[end:].encode()
-            self._answer(value)
+            return _WAIT
+        except (RecursionError, ValueError):  # absurd nesting, a number of 5000 digits
+            self._finish(error_reply("Failed to find request"))
+            return _WAIT
+        self._buffer = text[end:].encode()
+        return value
 
     def _answer(self, value: Any) -> None:
         keepalive = False
@@ -155,6 +210,11 @@ class AdminProtocol(Protocol):
         d.addCallback(self._reply, keepalive)
         d.addErrback(self._crashed)
 
+    def _active(self) -> None:
+        """A request came or a reply went: what keeps a connection (bytes do not)."""
+        self.factory.slots.touch(self)
+        self.resetTimeout()
+
     def _success(self, result: Any) -> dict[str, Any]:
         return {"status": "success", "request": None, "response": result}
 
@@ -173,20 +233,26 @@ class AdminProtocol(Protocol):
         except (TypeError, ValueError) as e:
             data = encode_reply(error_reply(f"Failed to marshal response: {e}"))
         self.transport.write(data)
+        self._active()
         if not keepalive or "status" not in reply:
-            self._done = True
-            self.transport.loseConnection()
+            self._close()
             return
         self._next()
 
     def _crashed(self, failure: Failure) -> None:
         log.failure("Admin socket error", failure)
-        self._done = True
-        self.transport.loseConnection()
+        self._close()
 
     def _finish(self, reply: dict[str, Any]) -> None:
-        self._done = True
         self.transport.write(encode_reply(reply))
+        self._close()
+
+    def _close(self) -> None:
+        """Close once the replies are written (a registered producer would hold it)."""
+        self._done = True
+        if self._producing:
+            self._producing = False
+            self.transport.unregisterProducer()
         self.transport.loseConnection()
 
 
@@ -203,56 +269,57 @@ def _incomplete(text: str, error: json.JSONDecodeError) -> bool:
 class AdminFactory(Factory):
     noisy = False
 
-    def __init__(self, node: Any, registry: Registry, reactor: Any) -> None:
+    def __init__(
+        self, node: Any, registry: Registry, reactor: Any, slots: Slots | None = None
+    ) -> None:
         self.node = node
         self.registry = registry
         self.reactor = reactor
-        self.connections = 0
+        self.slots = slots or Slots("Admin socket", MAX_CONNECTIONS, MAX_PER_CLIENT, reactor)
 
     def buildProtocol(self, addr: Any) -> AdminProtocol:
         return AdminProtocol(self)
 
 
-class AdminSocketService(Service):
+class AdminSocketService(AdminListener):
     """Listens on ``AdminListen``: ``unix:///path`` (mode 0660, removed on stop),
     ``tcp://host:port``, or a bare ``host:port``."""
 
+    what = "Admin socket"
+
     def __init__(self, node: Any, registry: Registry, listen: str, reactor: Any) -> None:
+        super().__init__(reactor)
         self.node = node
         self.registry = registry
         self.listen = listen
-        self.reactor = reactor
-        self.port: Any = None
         self.path: str | None = None
 
-    def startService(self) -> None:
-        super().startService()
-        factory = AdminFactory(self.node, self.registry, self.reactor)
+    def make_endpoint(self) -> IStreamServerEndpoint:
         listen = self.listen
         try:
             if listen.lower().startswith("unix://"):
                 self.path = listen[7:]
                 self._clean_up(self.path)
-                self.port = self.reactor.listenUNIX(self.path, factory, mode=0o660)
-                os.chmod(self.path, 0o660)
-                where, kind = self.path, "UNIX"
-            else:
-                hostport = listen[6:] if listen.lower().startswith("tcp://") else listen
-                host, _, port = hostport.rpartition(":")
-                host = host.strip("[]")
-                if host == "localhost":
-                    host = "127.0.0.1"
-                self.port = self.reactor.listenTCP(int(port), factory, interface=host)
-                bound = self.port.getHost()
-                where = (
-                    f"[{bound.host}]:{bound.port}"
-                    if ":" in bound.host
-                    else (f"{bound.host}:{bound.port}")
-                )
-                kind = "TCP"
-        except (OSError, ValueError, CannotListenError) as e:
-            raise AdminListenError(f"Admin socket failed to listen: {e}") from None
-        log.info("{kind} admin socket listening on {where}", kind=kind, where=where)
+                return UNIXServerEndpoint(self.reactor, self.path, mode=0o660)
+            hostport = listen[6:] if listen.lower().startswith("tcp://") else listen
+            host, _, port = hostport.rpartition(":")
+            host = host.strip("[]")
+            if host == "localhost":
+                host = "127.0.0.1"
+            kind = TCP6ServerEndpoint if ":" in host else TCP4ServerEndpoint
+            return kind(self.reactor, int(port), interface=host)
+        except (OSError, ValueError) as e:
+            raise AdminListenError(self.listen_error(str(e))) from None
+
+    def build_factory(self) -> AdminFactory:
+        self.slots = Slots("Admin socket", MAX_CONNECTIONS, MAX_PER_CLIENT, self.reactor)
+        return AdminFactory(self.node, self.registry, self.reactor, self.slots)
+
+    def announce(self, port: IListeningPort) -> None:
+        if self.path is not None:
+            log.info("UNIX admin socket listening on {where}", where=self.path)
+        else:
+            log.info("TCP admin socket listening on {where}", where=describe(port))
 
     def _clean_up(self, path: str) -> None:
         directory = os.path.dirname(path)
@@ -272,10 +339,3 @@ class AdminSocketService(Service):
         raise AdminListenError(
             f"Admin socket {path} already exists and is in use by another process"
         )
-
-    def stopService(self) -> Deferred[None] | None:
-        super().stopService()
-        if self.port is None:
-            return None
-        port, self.port = self.port, None
-        return port.stopListening()

@@ -7,6 +7,10 @@ comes, the latest packet for that destination waits (one per address and one per
 subnet, as the Go node keeps).  Inbound, a packet must be for us and come from the
 address or subnet of the key that sent it; receiving one also teaches us that key.
 
+Both ways, the payload-length field is held to the packet's real length as Linux holds a
+packet written into a TUN (``ygg.ipv6.length``): a packet shorter than it says is dropped,
+bytes past its declared end are cut off, and jumbograms (none fits) are dropped.
+
 The layer runs with or without a TUN: without one it still answers lookups, and its MTU
 stays 1280, as yggdrasil's does.
 """
@@ -20,6 +24,7 @@ from typing import Any
 from ygg import address as addr
 from ygg.core.core import TYPE_IPV6
 from ygg.ipv6.icmp import packet_too_big
+from ygg.ipv6.length import DROP_REASONS, IPV6_HEADER, kept_length
 from ygg.keys import SIGNATURE_SIZE
 
 KEY_TIMEOUT = 120.0  # a learnt key, and a buffered packet, are kept this long after last use
@@ -28,7 +33,6 @@ DEFAULT_MTU = 1280
 LOOKUP = 0x01
 RESPONSE = 0x02
 _OOB_SIZE = 1 + SIGNATURE_SIZE
-_IPV6_HEADER = 40
 
 
 class KeyInfo:
@@ -59,6 +63,8 @@ class IPv6Layer:
         self.subnet_buffer: dict[bytes, tuple[bytes, float]] = {}
         self._lookup_signatures: dict[bytes, bytes] = {}
         self.drops: Counter[str] = Counter()
+        #: Packets sent on without the bytes past their declared length.
+        self.trimmed = 0
         self._sweeper: Any = None
         core.ipv6_handler = self.receive
         core.oob_handler = self.handle_oob
@@ -74,8 +80,11 @@ class IPv6Layer:
     # -- outbound: from the TUN to the mesh -----------------------------------------------
 
     def send(self, packet: bytes) -> None:
-        if len(packet) < _IPV6_HEADER or packet[0] & 0xF0 != 0x60:
+        if len(packet) < IPV6_HEADER or packet[0] & 0xF0 != 0x60:
             self.drops["not-ipv6" if packet and packet[0] & 0xF0 != 0x60 else "undersized"] += 1
+            return
+        packet = self._length_checked(packet)
+        if not packet:
             return
         source = packet[8:24]
         if source != self.address and packet[8:16] != self.subnet:
@@ -113,8 +122,11 @@ class IPv6Layer:
     def receive(self, source: bytes, message: bytes) -> None:
         """A session message of type IPv6 (its first byte is the type) from ``source``."""
         packet = message[1:]
-        if len(packet) < _IPV6_HEADER or packet[0] & 0xF0 != 0x60:
+        if len(packet) < IPV6_HEADER or packet[0] & 0xF0 != 0x60:
             self.drops["not-ipv6"] += 1
+            return
+        packet = self._length_checked(packet)
+        if not packet:
             return
         if len(packet) > self.mtu:
             self.drops["too-big"] += 1
@@ -132,6 +144,18 @@ class IPv6Layer:
             self.drops["no-tun"] += 1
             return
         write(packet)
+
+    def _length_checked(self, packet: bytes) -> bytes:
+        """``packet`` as the kernel keeps it (trimmed to its declared length), or b"" (counted
+        in ``drops``) for one the kernel drops."""
+        kept = kept_length(packet)
+        if kept == len(packet):
+            return packet
+        if kept < 0:
+            self.drops[DROP_REASONS[kept]] += 1
+            return b""
+        self.trimmed += 1
+        return packet[:kept]
 
     def _learn(self, key: bytes) -> KeyInfo:
         """Remember which key is behind an address and subnet; send what waited for it."""

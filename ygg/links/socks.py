@@ -157,6 +157,7 @@ class SOCKS5ClientEndpoint:
             return state["negotiator"]
 
         factory = Factory()
+        factory.noisy = False  # no "Starting factory" line at info for every dial
         factory.buildProtocol = build  # type: ignore[method-assign]
 
         def proxy_failed(failure: Failure) -> None:

@@ -4,7 +4,8 @@ The device is opened with ``twisted.pair.tuntap`` (IFF_TUN, no packet-info heade
 configured with pyroute2: the MTU (IfMTU, at most 53049, at least 1280), our address
 with prefix length 7 (which gives the kernel its route to 200::/7, covering 300::/8 too)
 and link up.  The device disappears when the node stops.  A device that cannot take a
-packet (its queue full) drops it and counts the drop.
+packet (its queue full) drops it and counts the drop.  Twisted's TUN port announces its
+opening and closing in lines that name its internals; they are logged at debug.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet.protocol import AbstractDatagramProtocol
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.pair.raw import IRawPacketProtocol
 from twisted.pair.tuntap import TuntapPort
+from twisted.python import log as legacy_log
 from zope.interface import implementer
 
 from ygg import address as addr
@@ -48,6 +50,19 @@ class _TunProtocol(AbstractDatagramProtocol):
     # IRawPacketProtocol's registration API is for protocol demultiplexing; unused here.
     def addProto(self, num: int, proto: Any) -> None:
         raise NotImplementedError
+
+
+# What Twisted's TuntapPort logs through twisted.python.log while opening and closing: the
+# log context gives those events their level and namespace.
+_PORT_CHATTER = {"log_level": LogLevel.debug, "log_namespace": "ygg.tun", "system": "ygg.tun"}
+
+
+class _TunPort(TuntapPort):
+    def startListening(self) -> None:
+        legacy_log.callWithContext(_PORT_CHATTER, super().startListening)
+
+    def connectionLost(self, reason: Any = None) -> None:
+        legacy_log.callWithContext(_PORT_CHATTER, super().connectionLost, reason)
 
 
 def wants_tun(if_name: str) -> bool:
@@ -82,7 +97,7 @@ class TunService(Service):
             )
             return
         name = b"" if self.requested_name == "auto" else self.requested_name.encode()
-        port = TuntapPort(name, _TunProtocol(self), maxPacketSize=READ_SIZE, reactor=self.reactor)
+        port = _TunPort(name, _TunProtocol(self), maxPacketSize=READ_SIZE, reactor=self.reactor)
         try:
             port.startListening()
         except Exception as e:  # CannotListenError and OSError from the ioctl

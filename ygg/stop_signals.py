@@ -1,0 +1,45 @@
+"""SIGINT and SIGTERM stop the node, and the process then exits 0, as yggdrasil's does.
+
+The reactor's own handlers fall short twice: it leaves SIGINT alone when the process
+started with SIGINT ignored (``node &`` in a script: a non-interactive shell starts its
+background jobs so), and twistd kills itself with the signal that stopped the reactor, so
+``twistd ygg`` would end with status 143 or 130.  So the process that runs a node (``ygg
+run``, or twistd through ``ygg.tap``) takes both signals itself: at once, for a signal that
+comes while the node starts, and again once the reactor runs, since the reactor puts its
+own SIGTERM handler over any other as it starts.
+"""
+
+from __future__ import annotations
+
+import signal
+from types import FrameType
+from typing import Any
+
+from twisted.internet.error import ReactorNotRunning
+from twisted.logger import Logger
+
+log = Logger(namespace="ygg")
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def stop_on_signals(reactor: Any) -> None:
+    """From now on, SIGINT and SIGTERM stop ``reactor`` (which the process then runs)."""
+
+    def stop(number: int) -> None:
+        try:
+            reactor.stop()
+        except ReactorNotRunning:  # a second signal while stopping
+            return
+        log.info("Received {signal}, shutting down.", signal=signal.Signals(number).name)
+
+    def handle(number: int, frame: FrameType | None) -> None:
+        # Only hand over to the reactor here: a handler runs between any two bytecodes.
+        reactor.callFromThread(stop, number)
+
+    def install() -> None:
+        for number in STOP_SIGNALS:
+            signal.signal(number, handle)
+
+    install()
+    reactor.callWhenRunning(install)

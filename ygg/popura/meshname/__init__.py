@@ -3,7 +3,7 @@
 Switches: ``--meshname`` (Enable) and ``--meshnamelisten ADDR`` (Listen), also spelled
 ``-meshname`` and ``-meshnamelisten`` as Popura 0.4.2+ takes them.  Commands:
 ``ygg meshname encode|decode`` and ``ygg meshnameconf`` (``.commands``).  The server
-(``.dns``) is imported only when the feature is enabled.
+(``.service`` and the modules it uses) is imported only when the feature is enabled.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ maps a label of yours to zone-file records served for it."""
     )
 
     def makeService(self, node: INode, config: MeshnameConfig) -> Any:
-        from ygg.popura.meshname.dns import MeshnameService
+        from ygg.popura.meshname.service import MeshnameService
 
         return MeshnameService(node, config)
 

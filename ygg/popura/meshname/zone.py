@@ -8,351 +8,304 @@ master-file syntax, read on its own (as Popura reads them with miekg/dns ``NewRR
 The owner comes first; TTL (seconds, or with units such as ``1h30m``; default 3600) and
 class (only ``IN``) may follow in either order.  A name without a trailing dot is made
 absolute by appending one: names are relative to the root, not to the label's zone, and
-``@`` is not accepted.  Quoted strings may hold spaces and the escapes ``\\"``, ``\\\\`` and
-``\\DDD``; ``;`` starts a comment.  Types: A, AAAA, CNAME, DNAME, NS, PTR, MX, SRV, TXT,
-SPF, SOA, HINFO, SSHFP, CAA, and any type in RFC 3597's generic form
-(``TYPE65 \\# 3 010203``).
+``@`` is not accepted.
 
-One bad record rejects the whole map with a ``ConfigError`` naming it, e.g.
-``Meshname.Config.aiag…[1]: "… SRV 10 5 http …": SRV port: expected a number 0-65535``.
+dnspython reads the rdata (``dns.rdata.from_text``, its tokenizer: quoting, escapes,
+comments, parentheses, every type it knows and RFC 3597's ``\\# LENGTH HEX`` form); this
+module reads the owner, TTL, class and type, names the field that is wrong, and turns
+each record into the twisted.names record the server answers with, through its wire
+form.  One bad record rejects the whole map with a ``ConfigError`` naming it, e.g.
+``Meshname.Config.aiag…[1]: '… SRV 10 5 http t.': SRV port: expected a number 0-65535, got 'http'``.
 """
 
 from __future__ import annotations
 
+import binascii
 import ipaddress
-import re
-import struct
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from io import BytesIO
+from typing import Any
 
-from twisted.names import dns
+import dns.exception
+import dns.name
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+import dns.tokenizer
+import dns.ttl
+from twisted.names import dns as tdns
 
 from ygg.interfaces import ConfigError
-from ygg.popura.meshname.names import (
-    DEFAULT_TTL,
-    TLDS,
-    MeshnameError,
-    ip_from_label,
-)
+from ygg.popura.meshname.names import DEFAULT_TTL, TLDS, MeshnameError, ip_from_label
 
+#: RFC 2181: a TTL is at most 2^31 - 1 (dnspython allows 2^32 - 1).
 MAX_TTL = 2**31 - 1
-_TTL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_TTL = re.compile(r"^(?:\d+[smhdw])+$", re.IGNORECASE)
-_CLASSES = {"IN": dns.IN, "CH": dns.CH, "CS": dns.CS, "HS": dns.HS}
+_IN = dns.rdataclass.IN
+
+#: The rdata fields of the documented types, one token each, to name the one that is wrong.
+#: A type whose last field may take several tokens is in ``_VARIADIC``.
+_FIELDS: dict[int, tuple[str, ...]] = {
+    tdns.A: ("IPv4 address",),
+    tdns.AAAA: ("IPv6 address",),
+    tdns.NS: ("target",),
+    tdns.CNAME: ("target",),
+    tdns.PTR: ("target",),
+    tdns.DNAME: ("target",),
+    tdns.MX: ("preference", "exchange"),
+    tdns.SRV: ("priority", "weight", "port", "target"),
+    tdns.SOA: ("mname", "rname", "serial", "refresh", "retry", "expire", "minimum"),
+    tdns.HINFO: ("CPU", "OS"),
+    tdns.TXT: ("string",),
+    tdns.SPF: ("string",),
+    tdns.SSHFP: ("algorithm", "fingerprint type", "fingerprint"),
+    dns.rdatatype.CAA: ("flags", "tag", "value"),
+}
+_VARIADIC = {tdns.TXT, tdns.SPF, tdns.SSHFP}
+#: The fields above that are unsigned numbers, by their width in bits.
+_NUMBERS = {
+    "preference": 16,
+    "priority": 16,
+    "weight": 16,
+    "port": 16,
+    "serial": 32,
+    "algorithm": 8,
+    "fingerprint type": 8,
+    "flags": 8,
+}
+#: RFC 3597's generic form, for any type: ``\\# LENGTH HEX…``.
+_GENERIC = ("\\#", "length", "data")
+#: dnspython's bare "Text input is malformed." (its SyntaxError with no message).
+_MALFORMED = str(dns.exception.SyntaxError())
+#: dnspython's words where plainer ones say more in a config error.
+_PLAIN = {
+    "string too long": "a string is longer than 255 bytes; split it",
+    "Odd-length string": "not hexadecimal (odd length)",
+    "Non-hexadecimal digit found": "not hexadecimal",
+    "generic rdata does not start with \\#": "expected RFC 3597 data: \\# LENGTH HEX",
+}
+_WRONG_LENGTH = "generic rdata hex data has wrong length"
 
 
 class RecordError(ValueError):
     """What is wrong with one record (the caller names the record)."""
 
 
-@dataclass(frozen=True)
-class Token:
-    text: bytes
-    quoted: bool = False
+class _Reader(dns.tokenizer.Tokenizer):
+    """dnspython's tokenizer, keeping the tokens read (so an error can name the field it
+    was read for) and refusing ``@`` where a name is read (it would mean the root)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.read: list[dns.tokenizer.Token] = []
+
+    def get(self, want_leading: bool = False, want_comment: bool = False) -> Any:
+        try:
+            token = super().get(want_leading, want_comment)
+        except dns.exception.UnexpectedEnd:
+            raise RecordError(
+                "unterminated quoted string" if self.quoting else "a backslash at the end"
+            ) from None
+        except dns.exception.SyntaxError as e:
+            bare = str(e) == _MALFORMED  # raised for a ")" without its "("
+            raise RecordError("unbalanced parentheses" if bare else _reason(e)) from None
+        if not (token.is_whitespace() or token.is_comment()):
+            self.read.append(token)
+        return token
+
+    def unget(self, token: dns.tokenizer.Token) -> None:
+        super().unget(token)
+        if not (token.is_whitespace() or token.is_comment()):
+            self.read.pop()
+
+    def get_name(
+        self,
+        origin: dns.name.Name | None = None,
+        relativize: bool = False,
+        relativize_to: dns.name.Name | None = None,
+    ) -> dns.name.Name:
+        token = self.get()
+        if token.is_identifier() and token.value == "@":
+            raise dns.exception.SyntaxError(
+                "'@' is not allowed here; write the full name, ending in '.'"
+            )
+        if token.is_quoted_string():
+            raise dns.exception.SyntaxError("a domain name cannot be quoted")
+        name = self.as_name(token, origin, relativize, relativize_to)
+        _check_labels(name)
+        return name
 
 
-def tokenize(line: str) -> list[Token]:
-    """Split one master-file line into tokens: blanks separate, quotes group, ``;`` ends."""
-    data = line.encode("utf-8")
-    tokens: list[Token] = []
-    i, n = 0, len(data)
-    while i < n:
-        c = data[i : i + 1]
-        if c in b" \t\r\n()":
-            i += 1
-        elif c == b";":
-            break
-        elif c == b'"':
-            text, i = _quoted(data, i + 1)
-            tokens.append(Token(text, True))
-        else:
-            start = i
-            while i < n and data[i : i + 1] not in b' \t\r\n();"':
-                i += 2 if data[i : i + 1] == b"\\" else 1
-            tokens.append(Token(data[start:i]))
-    return tokens
+def _check_labels(name: dns.name.Name) -> None:
+    # twisted.names holds a name as dotted bytes: a label with a dot in it would split.
+    if any(b"." in label for label in name.labels):
+        raise dns.exception.SyntaxError("a label with an escaped '.' cannot be served")
 
 
-def _quoted(data: bytes, i: int) -> tuple[bytes, int]:
-    """The quoted string starting at ``i`` (after the quote), unescaped; and where it ends."""
-    start = i
-    while i < len(data):
-        if data[i] == 0x5C:  # a backslash: the next byte is taken as it is
-            i += 2
-            continue
-        if data[i] == 0x22:
-            return unescape(data[start:i]), i + 1
-        i += 1
-    raise RecordError("unterminated quoted string")
+def _reason(error: BaseException) -> str:
+    text = str(error)
+    text = _PLAIN.get(text, text).rstrip(".")
+    if len(text) > 1 and text[0].isupper() and not text[1].isupper():
+        text = text[0].lower() + text[1:]
+    return text
 
 
-def unescape(raw: bytes) -> bytes:
-    """Master-file escapes: ``\\X`` is X, ``\\DDD`` the byte of that decimal value."""
-    out = bytearray()
-    i = 0
-    while i < len(raw):
-        if raw[i] != 0x5C:
-            out.append(raw[i])
-            i += 1
-            continue
-        digits = raw[i + 1 : i + 4]
-        if len(digits) == 3 and digits.isdigit():
-            if int(digits) > 255:
-                raise RecordError(f"bad escape \\{digits.decode()}")
-            out.append(int(digits))
-            i += 4
-        elif i + 1 < len(raw):
-            out.append(raw[i + 1])
-            i += 2
-        else:
-            raise RecordError("a backslash at the end of a string")
-    return bytes(out)
+def _shown(token: dns.tokenizer.Token) -> str:
+    """A token as written (quotes and escapes as they were), shortened."""
+    text = f'"{token.value}"' if token.is_quoted_string() else token.value
+    return "'" + (text if len(text) <= 40 else text[:37] + "...") + "'"
 
 
-def parse_ttl(text: str) -> int:
-    if text.isdigit():
-        value = int(text)
-    elif _TTL.match(text):
-        value = sum(
-            int(n) * _TTL_UNITS[u.lower()] for n, u in re.findall(r"(\d+)([a-z])", text, re.I)
-        )
-    else:
-        raise RecordError(f"bad TTL {text!r}")
-    if value > MAX_TTL:
-        raise RecordError(f"TTL {text} is more than {MAX_TTL}")
-    return value
-
-
-def absolute_name(token: Token, what: str = "name") -> bytes:
-    """A domain name as twisted.names holds it: no trailing dot, ``b""`` for the root."""
-    if token.quoted:
-        raise RecordError(f"{what}: a domain name cannot be quoted")
-    text = token.text
-    if text == b"@":
-        raise RecordError(f"{what}: '@' is not allowed here; write the full name, ending in '.'")
-    if b"\\" in text:
-        raise RecordError(f"{what}: escapes in names are not supported")
-    if text == b".":
-        return b""
-    name = text[:-1] if text.endswith(b".") else text
-    labels = name.split(b".")
-    if any(not label for label in labels):
-        raise RecordError(f"{what}: empty label in {text.decode(errors='replace')!r}")
-    if any(len(label) > 63 for label in labels):
-        raise RecordError(f"{what}: a label is longer than 63 bytes")
-    if len(name) + 2 > 255:
-        raise RecordError(f"{what}: longer than 255 bytes")
-    return name
-
-
-def _number(token: Token, what: str, bits: int) -> int:
-    limit = (1 << bits) - 1
-    text = token.text.decode(errors="replace")
-    if token.quoted or not text.isdigit() or int(text) > limit:
-        raise RecordError(f"{what}: expected a number 0-{limit}, got {text!r}")
-    return int(text)
-
-
-def _expect(rdata: list[Token], count: int, type_name: str, shape: str) -> None:
-    if len(rdata) != count:
-        raise RecordError(f"{type_name} takes {shape}; got {len(rdata)} field(s)")
-
-
-def _rd_a(rdata: list[Token]) -> dns.Record_A:
-    _expect(rdata, 1, "A", "an IPv4 address")
+def _unescapes(token: dns.tokenizer.Token) -> bool:
     try:
-        address = ipaddress.IPv4Address(rdata[0].text.decode(errors="replace"))
-    except ValueError:
-        text = rdata[0].text.decode(errors="replace")
-        raise RecordError(f"A: not an IPv4 address: {text!r}") from None
-    return dns.Record_A(str(address))
+        token.unescape_to_bytes()
+    except dns.exception.DNSException:
+        return False
+    return True
 
 
-def _rd_aaaa(rdata: list[Token]) -> dns.Record_AAAA:
-    _expect(rdata, 1, "AAAA", "an IPv6 address")
-    text = rdata[0].text.decode(errors="replace")
-    try:
-        address = ipaddress.IPv6Address(text)
-    except ValueError:
-        raise RecordError(f"AAAA: not an IPv6 address: {text!r}") from None
-    return dns.Record_AAAA(str(address))
+def _explain(type_name: str, rtype: int, read: list[dns.tokenizer.Token], error: Exception) -> str:
+    """One line for bad rdata: the type, the field when known, what is wrong and the token
+    it was read from.  ``read``: the rdata tokens read when dnspython gave up."""
+    reason = _reason(error)
+    cause = error.__cause__
+    if isinstance(cause, ValueError) and not isinstance(cause, binascii.Error):
+        # A check of the whole rdata once read (a fingerprint's length, a CAA tag…).
+        return f"{type_name}: {reason}"
+    generic = bool(read) and read[0].is_identifier() and read[0].value == "\\#"
+    fields = _GENERIC if generic else _FIELDS.get(rtype, ())
+    if not read:
+        return f"{type_name} {fields[0]} is missing" if fields else f"{type_name}: {reason}"
+    if isinstance(cause, dns.exception.FormError):  # the generic form of a known type
+        return f"{type_name} data: not valid {dns.rdatatype.to_text(rtype)} data"
+    if generic and str(error) == _WRONG_LENGTH:
+        size = len("".join(t.value for t in read[2:] if not t.is_eol_or_eof())) // 2
+        return f"{type_name} data: {size} bytes, not {read[1].value}"
+    variadic = generic or rtype in _VARIADIC
+    index, token = len(read) - 1, read[-1]
+    if fields and index >= len(fields) and not variadic and not token.is_eol_or_eof():
+        count = f"{len(fields)} field{'s' if len(fields) > 1 else ''}"
+        return f"{type_name} takes {count} ({', '.join(fields)}); {_shown(token)} is too many"
+    name = fields[min(index, len(fields) - 1)] if fields else ""
+    where = f"{type_name} {name}".rstrip()
+    if token.is_eol_or_eof():
+        return f"{where} is missing" if name else f"{where}: {reason}"
+    if variadic and index >= len(fields) - 1:
+        # A run of tokens read at once: show the one that does not unescape, if any.
+        bad = next((t for t in read[len(fields) - 1 :] if not _unescapes(t)), None)
+        return f"{where}: bad escape in {_shown(bad)}" if bad else f"{where}: {reason}"
+    shown = _shown(token)
+    if name in _NUMBERS:
+        return f"{where}: expected a number 0-{2 ** _NUMBERS[name] - 1}, got {shown}"
+    if str(error) == _MALFORMED and name:
+        return f"{type_name}: not a valid {name}: {shown}"
+    if shown in reason or reason.startswith(token.value + " "):
+        return f"{where}: {reason}"
+    return f"{where}: {reason}, got {shown}"
 
 
-def _rd_name(record: type) -> Callable[[list[Token]], object]:
-    type_name = record.__name__.removeprefix("Record_")
-
-    def build(rdata: list[Token]) -> object:
-        _expect(rdata, 1, type_name, "one domain name")
-        return record(absolute_name(rdata[0], f"{type_name} target"))
-
-    return build
+def _name_bytes(name: dns.name.Name) -> bytes:
+    """An absolute dnspython name as twisted.names holds it: no trailing dot."""
+    return b".".join(name.labels[:-1])
 
 
-def _rd_mx(rdata: list[Token]) -> dns.Record_MX:
-    _expect(rdata, 2, "MX", "a preference and a host name")
-    return dns.Record_MX(_number(rdata[0], "MX preference", 16), absolute_name(rdata[1], "MX"))
-
-
-def _rd_srv(rdata: list[Token]) -> dns.Record_SRV:
-    _expect(rdata, 4, "SRV", "priority, weight, port and target")
-    return dns.Record_SRV(
-        _number(rdata[0], "SRV priority", 16),
-        _number(rdata[1], "SRV weight", 16),
-        _number(rdata[2], "SRV port", 16),
-        absolute_name(rdata[3], "SRV target"),
-    )
-
-
-def _strings(rdata: list[Token], type_name: str) -> list[bytes]:
-    if not rdata:
-        raise RecordError(f"{type_name} takes at least one string")
-    strings = [token.text if token.quoted else unescape(token.text) for token in rdata]
-    if any(len(text) > 255 for text in strings):
-        raise RecordError(f"{type_name}: a string is longer than 255 bytes; split it")
-    return strings
-
-
-def _rd_txt(rdata: list[Token]) -> dns.Record_TXT:
-    return dns.Record_TXT(*_strings(rdata, "TXT"))
-
-
-def _rd_spf(rdata: list[Token]) -> dns.Record_SPF:
-    return dns.Record_SPF(*_strings(rdata, "SPF"))
-
-
-def _rd_soa(rdata: list[Token]) -> dns.Record_SOA:
-    _expect(rdata, 7, "SOA", "mname rname serial refresh retry expire minimum")
-    times = []
-    for token, what in zip(rdata[3:], ("refresh", "retry", "expire", "minimum"), strict=True):
-        times.append(parse_ttl(token.text.decode(errors="replace")) if not token.quoted else -1)
-        if times[-1] < 0:
-            raise RecordError(f"SOA {what}: expected a time")
-    return dns.Record_SOA(
-        absolute_name(rdata[0], "SOA mname"),
-        absolute_name(rdata[1], "SOA rname"),
-        _number(rdata[2], "SOA serial", 32),
-        *times,
-    )
-
-
-def _rd_hinfo(rdata: list[Token]) -> dns.Record_HINFO:
-    _expect(rdata, 2, "HINFO", "a CPU and an OS string")
-    cpu, os_ = _strings(rdata, "HINFO")
-    return dns.Record_HINFO(cpu, os_)
-
-
-def _hex(tokens: Iterable[Token], what: str) -> bytes:
-    text = b"".join(t.text for t in tokens).decode(errors="replace")
-    try:
-        return bytes.fromhex(text)
-    except ValueError:
-        raise RecordError(f"{what}: not hexadecimal: {text!r}") from None
-
-
-def _rd_sshfp(rdata: list[Token]) -> dns.Record_SSHFP:
-    if len(rdata) < 3:
-        raise RecordError("SSHFP takes algorithm, fingerprint type and a hex fingerprint")
-    return dns.Record_SSHFP(
-        _number(rdata[0], "SSHFP algorithm", 8),
-        _number(rdata[1], "SSHFP type", 8),
-        _hex(rdata[2:], "SSHFP fingerprint"),
-    )
-
-
-def _rd_caa(rdata: list[Token]) -> dns.UnknownRecord:
-    _expect(rdata, 3, "CAA", "flags, tag and a value")
-    flags = _number(rdata[0], "CAA flags", 8)
-    tag = rdata[1].text
-    if not tag or len(tag) > 255 or not tag.isalnum():
-        raise RecordError("CAA tag: expected letters and digits, e.g. issue")
-    return dns.UnknownRecord(struct.pack("!BB", flags, len(tag)) + tag + rdata[2].text)
-
-
-CAA = 257
-_BUILDERS: dict[int, Callable[[list[Token]], object]] = {
-    dns.A: _rd_a,
-    dns.AAAA: _rd_aaaa,
-    dns.NS: _rd_name(dns.Record_NS),
-    dns.CNAME: _rd_name(dns.Record_CNAME),
-    dns.PTR: _rd_name(dns.Record_PTR),
-    dns.DNAME: _rd_name(dns.Record_DNAME),
-    dns.MX: _rd_mx,
-    dns.SRV: _rd_srv,
-    dns.TXT: _rd_txt,
-    dns.SPF: _rd_spf,
-    dns.SOA: _rd_soa,
-    dns.HINFO: _rd_hinfo,
-    dns.SSHFP: _rd_sshfp,
-    CAA: _rd_caa,
-}
-TYPE_NAMES = {dns.QUERY_TYPES.get(t, "CAA"): t for t in _BUILDERS}
-_GENERIC_TYPE = re.compile(r"^TYPE(\d{1,5})$", re.IGNORECASE)
-_NOT_RECORDS = {dns.OPT, dns.AXFR, dns.IXFR, dns.MAILA, dns.MAILB, dns.ALL_RECORDS, 0}
-
-
-def _type_of(token: Token) -> int | None:
-    text = token.text.decode(errors="replace").upper()
-    if token.quoted:
-        return None
-    if text in TYPE_NAMES:
-        return TYPE_NAMES[text]
-    match = _GENERIC_TYPE.match(text)
-    if match and int(match.group(1)) <= 65535:
-        return int(match.group(1))
-    return None
-
-
-def _generic(rdata: list[Token], rtype: int) -> object:
-    """RFC 3597: ``\\# LENGTH HEX…``; for a type ygg knows, read into its own record."""
-    if not rdata or rdata[0].text != b"\\#" or rdata[0].quoted or len(rdata) < 2:
-        raise RecordError(f"TYPE{rtype} takes RFC 3597 data: \\# LENGTH HEX")
-    length = _number(rdata[1], "RFC 3597 length", 16)
-    data = _hex(rdata[2:], "RFC 3597 data")
-    if len(data) != length:
-        raise RecordError(f"RFC 3597 data is {len(data)} bytes, not {length}")
-    return dns.UnknownRecord(data)
-
-
-def parse_record(line: str) -> dns.RRHeader:
-    """One record string as an ``RRHeader``; ``RecordError`` says what is wrong."""
-    tokens = tokenize(line)
-    if not tokens:
+def _owner(token: dns.tokenizer.Token) -> bytes:
+    if token.is_eol_or_eof():
         raise RecordError("empty record")
-    if _type_of(tokens[0]) is not None:
-        raise RecordError("missing the owner name before the type")
-    owner = absolute_name(tokens[0], "owner")
+    if token.is_quoted_string():
+        raise RecordError("owner: a domain name cannot be quoted")
+    if token.value == "@":
+        raise RecordError("owner: '@' is not allowed; write the full name, ending in '.'")
+    try:
+        name = dns.name.from_text(token.value, dns.name.root)
+        _check_labels(name)
+    except dns.exception.DNSException as e:
+        raise RecordError(f"owner: {_reason(e)}, got {_shown(token)}") from None
+    return _name_bytes(name)
+
+
+def _is_type(text: str) -> bool:
+    try:
+        dns.rdatatype.from_text(text)
+    except dns.exception.DNSException:
+        return False
+    return True
+
+
+def _header(reader: _Reader) -> tuple[bytes, int, int, str]:
+    """Owner, TTL, type and its name, as NewRR reads them: TTL and class in either order."""
+    first = reader.get()
+    owner = _owner(first)
     ttl: int | None = None
     cls: int | None = None
-    rest = tokens[1:]
-    while rest and not rest[0].quoted:
-        word = rest[0].text.decode(errors="replace")
-        if word.upper() in _CLASSES and cls is None:
-            cls = _CLASSES[word.upper()]
-        elif (word.isdigit() or _TTL.match(word)) and ttl is None:
-            ttl = parse_ttl(word)
+    while True:
+        token = reader.get()
+        if token.is_eol_or_eof():
+            raise RecordError("missing the record type")
+        text = token.value
+        if token.is_quoted_string():
+            raise RecordError(f"expected the record type, got {_shown(token)}")
+        if text[:1].isdigit() and ttl is None:
+            try:
+                ttl = int(text) if text.isdigit() else dns.ttl.from_text(text)
+            except dns.exception.SyntaxError as e:
+                raise RecordError(f"bad TTL {text!r}: {_reason(e)}") from None
+            if ttl > MAX_TTL:
+                raise RecordError(f"TTL {text} is more than {MAX_TTL}")
+            continue
+        if cls is None:
+            try:
+                cls = dns.rdataclass.from_text(text)
+            except dns.exception.DNSException:
+                pass
+            else:
+                if cls == _IN:
+                    continue
+                if not _is_type(text):  # ANY and NONE name a class and a type
+                    raise RecordError("only class IN is served")
+        try:
+            rtype = dns.rdatatype.from_text(text)
+        except dns.exception.DNSException:
+            if _is_type(first.value):
+                raise RecordError("missing the owner name before the type") from None
+            raise RecordError(f"unknown record type {text!r}") from None
+        if rtype == 0 or dns.rdatatype.is_metatype(rtype):
+            raise RecordError(f"{text} is not a record type that can be served")
+        return owner, DEFAULT_TTL if ttl is None else ttl, rtype, text.upper()
+
+
+def _twisted_record(rtype: int, wire: bytes, ttl: int) -> Any:
+    """The twisted.names record of that type decoded from the wire form; the wire form
+    as it is (``UnknownRecord``) for a type twisted.names does not know."""
+    record_type = tdns.Message().lookupRecordType(rtype)
+    if record_type is not tdns.UnknownRecord:
+        record = record_type(ttl=ttl)
+        stream = BytesIO(wire)
+        try:
+            record.decode(stream, len(wire))
+        except Exception:
+            pass  # a form twisted.names reads otherwise: served as the bytes dnspython wrote
         else:
-            break
-        rest = rest[1:]
-    if ttl is None:
-        ttl = DEFAULT_TTL
-    if cls not in (None, dns.IN):
-        raise RecordError("only class IN is served")
-    if not rest:
-        raise RecordError("missing the record type")
-    rtype = _type_of(rest[0])
-    if rtype is None:
-        raise RecordError(f"unknown record type {rest[0].text.decode(errors='replace')!r}")
-    if rtype in _NOT_RECORDS:
-        raise RecordError(f"{rest[0].text.decode()} is not a record type that can be served")
-    rdata = rest[1:]
-    if rdata and rdata[0].text == b"\\#" and not rdata[0].quoted:
-        payload = _generic(rdata, rtype)
-    elif rtype in _BUILDERS:
-        payload = _BUILDERS[rtype](rdata)
-    else:
-        payload = _generic(rdata, rtype)
-    payload.ttl = ttl  # type: ignore[attr-defined]
-    return dns.RRHeader(owner, rtype, dns.IN, ttl, payload, auth=True)
+            if stream.tell() == len(wire):
+                return record
+    return tdns.UnknownRecord(wire, ttl=ttl)
+
+
+def parse_record(line: str) -> tdns.RRHeader:
+    """One record string as an ``RRHeader``; ``RecordError`` says what is wrong."""
+    reader = _Reader(line)
+    owner, ttl, rtype, type_name = _header(reader)
+    reader.read.clear()
+    try:
+        rdata = dns.rdata.from_text(_IN, rtype, reader, dns.name.root, relativize=False)
+    except dns.exception.DNSException as e:
+        raise RecordError(_explain(type_name, rtype, reader.read, e)) from None
+    while (token := reader.get()).is_eol():
+        pass
+    if not token.is_eof():
+        raise RecordError(f"one record per string; more follows: {_shown(token)}")
+    payload = _twisted_record(rtype, rdata.to_wire(), ttl)
+    return tdns.RRHeader(owner, rtype, tdns.IN, ttl, payload, auth=True)
 
 
 @dataclass
@@ -363,7 +316,7 @@ class Zone:
     labels: frozenset[str] = frozenset()
     #: The addresses configured labels decode to (other spellings of a label match too).
     addresses: frozenset[ipaddress.IPv6Address] = frozenset()
-    records: dict[bytes, list[dns.RRHeader]] = field(default_factory=dict)
+    records: dict[bytes, list[tdns.RRHeader]] = field(default_factory=dict)
     #: Every name that exists: owners and the names between an owner and its zone apex.
     names: frozenset[bytes] = frozenset()
     warnings: list[str] = field(default_factory=list)
@@ -375,7 +328,7 @@ class Zone:
 def parse_zone(config: Mapping[str, Iterable[str]]) -> Zone:
     """All of ``Meshname.Config``, or a ``ConfigError`` naming the first bad record."""
     labels, addresses = set(), set()
-    records: dict[bytes, list[dns.RRHeader]] = {}
+    records: dict[bytes, list[tdns.RRHeader]] = {}
     names: set[bytes] = set()
     warnings = []
     for label, lines in config.items():

@@ -8,7 +8,7 @@ region folder), in the order the file lists them, each URI once.  The output sta
 a short ``#`` comment naming the source; ``ygg.popura.autopeer`` skips comments and blank
 lines.
 
-    contrib/compile-peers.py ~/src/public-peers > ygg/plugins/data/peers.txt
+    contrib/compile-peers.py ~/src/public-peers > ygg/popura/autopeer/peers.txt
     contrib/compile-peers.py --rev bcf561e /path/to/public-peers.git -o peers.txt
 
 SOURCE is a checkout (its files are read as they are on disk) or a git repository (bare

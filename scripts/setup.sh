@@ -60,5 +60,7 @@ if [ ! -f "$stamp" ] || [ -n "$(find setup.cfg pyproject.toml ygg twisted -newer
     .venv/bin/python -m pip install -q --disable-pip-version-check '.[test]' >&2
     touch "$stamp"
 fi
-# Scan the plugins once now, so the plugin caches exist before the node first starts.
-(venv_python="$PWD/.venv/bin/python"; cd / && "$venv_python" -c 'from ygg import features; features.discover()')
+# Scan twistd's plugins once now, so its cache (twisted/plugins/dropin.cache) is written while
+# we may write it, before a node runs as another user.
+(venv_python="$PWD/.venv/bin/python"; cd / && "$venv_python" -c \
+    'from twisted.plugin import IPlugin, getPlugins; import twisted.plugins; list(getPlugins(IPlugin, twisted.plugins))')

@@ -18,7 +18,7 @@ import struct
 import sys
 import time
 
-from ygg.popura import ndp
+from ygg.popura.radv import ndp
 
 ALL_ROUTERS = "ff02::2"
 

@@ -16,7 +16,12 @@ class Process:
     """A child process whose combined output is read line by line, with timeouts."""
 
     def __init__(
-        self, argv: Sequence[str], env: dict[str, str] | None = None, cwd: str | None = None
+        self,
+        argv: Sequence[str],
+        env: dict[str, str] | None = None,
+        cwd: str | None = None,
+        *,
+        checkout: bool = True,
     ) -> None:
         self.argv = list(argv)
         self.proc = subprocess.Popen(
@@ -24,7 +29,7 @@ class Process:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env=child_env(env),
+            env=child_env(env, checkout),
             cwd=cwd,
         )
         os.set_blocking(self.proc.stdout.fileno(), False)  # type: ignore[union-attr]
@@ -83,11 +88,12 @@ class Process:
             self.proc.wait()
 
 
-def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+def child_env(extra: dict[str, str] | None = None, checkout: bool = True) -> dict[str, str]:
     """A child's environment: this checkout's ygg first on the path (not a copy installed
-    earlier), then ``extra`` (whose PYTHONPATH comes after the checkout)."""
+    earlier, unless ``checkout`` is false), then ``extra`` (whose PYTHONPATH comes after)."""
     env = {**os.environ, **(extra or {})}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    first = str(ROOT) if checkout else ""
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (first, env.get("PYTHONPATH", "")) if p)
     return env
 
 

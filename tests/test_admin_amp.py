@@ -20,7 +20,7 @@ from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.nodes import remove_tree, short_tempdir
-from ygg import config, gojson
+from ygg import config, features, gojson
 from ygg.admin import amp as admin_amp
 from ygg.admin.json_socket import AdminListenError, AdminSocketService
 from ygg.admin.registry import AdminError, Arg, Method, Registry
@@ -249,7 +249,7 @@ def in_process_node() -> Node:
         if_name="none",
         node_info={"name": "amp-test"},
     )
-    node = Node(cfg, reactor, available_features=[])
+    node = Node(cfg, reactor, discovery=features.NONE)
     node.register_admin_method(TEST_METHODS[0])
     return node
 

@@ -22,7 +22,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from tests.helpers import require_tool
 from tests.nodes import remove_tree, short_tempdir
-from ygg import config
+from ygg import config, features
 from ygg.admin import tables
 from ygg.admin.listener import AdminListenError
 from ygg.admin.registry import AdminError, Arg, Method, Registry
@@ -239,7 +239,7 @@ def in_process_node() -> Node:
     cfg = dataclasses.replace(
         config.parse("{}")[0], admin_listen="none", multicast_interfaces=(), if_name="none"
     )
-    return Node(cfg, reactor, available_features=[])
+    return Node(cfg, reactor, discovery=features.NONE)
 
 
 class Collect(protocol.ProcessProtocol):

@@ -27,12 +27,14 @@ from zope.interface.verify import verifyObject
 from tests.helpers import PYTHON, ROOT
 from ygg import features
 from ygg.admin.registry import Registry
-from ygg.config import AutopeeringConfig, parse_section
+from ygg.config import parse_section
 from ygg.errors import ConfigError
 from ygg.interfaces import IFeature, INode, PeerSummary
-from ygg.plugins import autopeer as glue
-from ygg.popura import autopeer
-from ygg.popura.autopeer import (
+from ygg.links.netutil import resolve_dial_address
+from ygg.popura import autopeer as glue
+from ygg.popura.autopeer import AutopeeringConfig
+from ygg.popura.autopeer import service as autopeer
+from ygg.popura.autopeer.service import (
     CLOSEST,
     GRACE,
     AutopeerService,
@@ -87,8 +89,18 @@ class FakeNode:
     def configured_peers(self) -> list[tuple[str, str]]:
         return list(self.configured)
 
-    def register_admin_method(self, method: Any) -> None:
+    def register_admin_method(self, method: Any) -> bool:
         self.admin.register(method)
+        return True
+
+    def unregister_admin_method(self, name: str) -> None:
+        self.admin.unregister(name)
+
+    def feature_config(self, name: str) -> Any:
+        return None
+
+    def resolve_dial_address(self, host: str) -> Deferred[str]:
+        raise AssertionError("the tests inject their resolver")
 
     def call_admin(self, name: str, arguments: Any = None) -> Any:
         return self.admin.call(self, name, arguments)
@@ -563,8 +575,9 @@ class OneAtATimeTests(ServiceCase):
 
 class AdminTests(ServiceCase):
     def test_get_autopeer(self) -> None:
-        self.make(latencies(12, dead=(3,)))
-        reply = self.successResultOf(self.node.call_admin("getautopeer"))
+        service = self.make(latencies(12, dead=(3,)))
+        self.assertIsNone(self.node.admin.lookup("getAutopeer"))  # registered at start
+        reply = service.describe()
         self.assertEqual(reply["state"], "stopped")
         self.assertEqual(reply["uri"], "")
         self.assertIsNone(reply["latency_ms"])
@@ -700,7 +713,9 @@ class ProbeTests(SynchronousTestCase):
                 "v6.example": [IPv6Address("TCP", "2001:db8::2", 0)],
             }
         )
-        probe = TCPProbe(reactor)
+        probe = TCPProbe(  # as the node resolves (INode.resolve_dial_address)
+            reactor, resolve=lambda host: resolve_dial_address(reactor, host, DNSLookupError)
+        )
         self.assertEqual(self.successResultOf(probe.resolve("dual.example")), "192.0.2.9")
         self.assertEqual(self.successResultOf(probe.resolve("v6.example")), "2001:db8::2")
         self.assertEqual(self.successResultOf(probe.resolve("2001:db8::3")), "2001:db8::3")
@@ -714,9 +729,9 @@ class ProbeTests(SynchronousTestCase):
 
 class FeatureTests(SynchronousTestCase):
     def test_feature(self) -> None:
-        verifyObject(IFeature, glue.autopeer)
-        self.assertIn("autopeer", [f.name for f in features.discover()])
-        (option,) = glue.autopeer.options
+        verifyObject(IFeature, glue.feature)
+        self.assertIn("autopeer", [f.name for f in features.discover().features])
+        (option,) = glue.feature.options
         self.assertEqual(
             (option.name, option.key, option.takes_value), ("autopeer", "Enable", False)
         )
@@ -725,11 +740,11 @@ class FeatureTests(SynchronousTestCase):
         from ygg.config import parse
 
         off, _ = parse("{}")
-        self.assertFalse(features.is_enabled(features.feature_config(glue.autopeer, off)))
-        on = features.feature_config(glue.autopeer, off, {"autopeer": True})
+        self.assertFalse(features.is_enabled(features.feature_config(glue.feature, off)))
+        on = features.feature_config(glue.feature, off, {"autopeer": True})
         self.assertTrue(features.is_enabled(on))
         section, _ = parse('{"Autopeering": {"Enable": true, "Pick": "fastest"}}')
-        enabled = features.feature_config(glue.autopeer, section)
+        enabled = features.feature_config(glue.feature, section)
         self.assertTrue(features.is_enabled(enabled))
         self.assertEqual(enabled.pick, "fastest")
 
@@ -743,7 +758,7 @@ class FeatureTests(SynchronousTestCase):
         self.assertEqual(flags, {"useconffile": "x", "autopeer": True})
 
     def test_make_service_uses_the_builtin_list(self) -> None:
-        service = glue.autopeer.makeService(FakeNode(), config())
+        service = glue.feature.makeService(FakeNode(), config())
         self.assertIsInstance(service, AutopeerService)
         self.assertEqual(service.source, "the built-in list")
         self.assertEqual(service.state, "stopped")
@@ -753,8 +768,8 @@ class FeatureTests(SynchronousTestCase):
             [
                 PYTHON,
                 "-c",
-                "import sys, ygg.plugins.autopeer; "
-                "print('ygg.popura.autopeer' in sys.modules, "
+                "import sys, ygg.popura.autopeer; "
+                "print('ygg.popura.autopeer.service' in sys.modules, "
                 "'twisted.internet.reactor' in sys.modules)",
             ],
             capture_output=True,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -14,6 +15,19 @@ from ygg.keys import NodeKey
 
 def parse(text: str) -> config.NodeConfig:
     return config.parse(text)[0]
+
+
+@dataclass(frozen=True)
+class Thing:
+    """A feature's schema, as a plugin declares it (config.py names no feature)."""
+
+    enable: bool = config.setting("Enable", False)
+    size: int = config.setting("Size", 3, min=1)
+    mode: str = config.setting("Mode", "fast", choices=("fast", "slow"))
+    names: tuple[str, ...] = config.setting("Names", ())
+
+
+THING = config.Section("Thing", Thing, "A thing, as a feature's section.")
 
 
 class GoFilesTests(SynchronousTestCase):
@@ -38,11 +52,21 @@ class GoFilesTests(SynchronousTestCase):
 
     def test_hjson_output_reads_back(self) -> None:
         cfg = config.generate()
-        again = parse(config.to_hjson(cfg, sections="all"))
+        text = config.to_hjson(cfg, sections="all", declared=[THING])
+        self.assertIn("  # A thing, as a feature's section.", text.splitlines())
+        again = parse(text)
         self.assertEqual(again.private_key, cfg.private_key)
         self.assertEqual(again.multicast_interfaces, cfg.multicast_interfaces)
-        self.assertEqual(again.meshname, cfg.meshname)
+        self.assertEqual(again.section("Thing", Thing), Thing())
         self.assertEqual(again.admin_shell, cfg.admin_shell)
+
+    def test_declared_sections_are_normalised(self) -> None:
+        cfg = parse('{"thing": {"size": 7}, "Other": {"x": 1}}')
+        data = config.to_data(cfg, declared=[THING])
+        self.assertEqual(data["Thing"], {"Enable": False, "Size": 7, "Mode": "fast", "Names": []})
+        self.assertEqual(data["Other"], {"x": 1})  # nobody declares it: kept as read
+        self.assertNotIn("Thing", config.to_data(parse("{}"), declared=[THING]))
+        self.assertIn("Thing", config.to_data(parse("{}"), sections="all", declared=[THING]))
 
     def test_hjson_layout(self) -> None:
         text = config.to_hjson(config.generate())
@@ -67,11 +91,7 @@ class DefaultsTests(SynchronousTestCase):
         self.assertEqual(cfg.if_mtu, 65535)
         self.assertFalse(cfg.node_info_privacy)
         self.assertIsNone(cfg.node_info)
-        for section in (cfg.autopeering, cfg.meshname, cfg.radv, cfg.dht_crawler):
-            self.assertFalse(section.enable)
-        self.assertEqual(cfg.meshname.listen, "[::1]:53535")
-        self.assertEqual(cfg.radv.interface, "eth0")
-        self.assertTrue(cfg.radv.set_gateway_ip)
+        self.assertEqual(cfg.section("Thing", Thing), Thing())
         self.assertEqual(cfg.admin_amp.listen, "")
 
     def test_missing_private_key_is_a_fresh_identity(self) -> None:
@@ -86,10 +106,10 @@ class DefaultsTests(SynchronousTestCase):
         self.assertFalse(cfg.key.seed_matches_public())
 
     def test_keys_are_case_insensitive(self) -> None:
-        cfg = parse('{"peers": ["tcp://127.0.0.1:1"], "IFMTU": 1500, "meshNAME": {"enable": true}}')
+        cfg = parse('{"peers": ["tcp://127.0.0.1:1"], "IFMTU": 1500, "tHING": {"enable": true}}')
         self.assertEqual(cfg.peers, ("tcp://127.0.0.1:1",))
         self.assertEqual(cfg.if_mtu, 1500)
-        self.assertTrue(cfg.meshname.enable)
+        self.assertTrue(cfg.section("Thing", Thing).enable)
 
     def test_multicast_first_entry_inherits_beacon_and_listen(self) -> None:
         cfg = parse(
@@ -167,9 +187,46 @@ class ErrorTests(SynchronousTestCase):
             '{"MulticastInterfaces": [{"Port": 70000}]}', "MulticastInterfaces[0].Port", "65535"
         )
         self.assertConfigError('{"InterfacePeers": {"eth0": "x"}}', "InterfacePeers.eth0", "list")
-        self.assertConfigError('{"Meshname": {"Enable": 1}}', "Meshname.Enable", "true or false")
-        self.assertConfigError('{"Autopeering": {"Pick": "best"}}', "Autopeering.Pick", "one of")
-        self.assertConfigError('{"RAdv": true}', "RAdv", "expected an object")
+        self.assertConfigError('{"AdminAMP": {"Listen": 1}}', "AdminAMP.Listen", "a string")
+        self.assertConfigError('{"AdminShell": true}', "AdminShell", "expected an object")
+        for text, key, reason in (
+            ('{"Thing": {"Enable": 1}}', "Thing.Enable", "true or false"),
+            ('{"Thing": {"Mode": "best"}}', "Thing.Mode", "one of"),
+            ('{"Thing": true}', "Thing", "expected an object"),
+        ):
+            with self.assertRaises(ConfigError) as caught:
+                parse(text).section("Thing", Thing)
+            self.assertEqual(caught.exception.key, key)
+            self.assertIn(reason, str(caught.exception))
+
+    def test_hostile_files_give_one_line(self) -> None:
+        """Numbers beyond a double and deep nesting: a ConfigError, not a traceback."""
+        self.assertConfigError("{IfMTU: 1e400}", "", "a number is too large")
+        self.assertConfigError('{"NodeInfo": {"x": 1e999}}', "", "a number is too large")
+        self.assertConfigError('{"NodeInfo": ' + "[" * 1000 + "]" * 1000 + "}", "", "nested")
+        self.assertConfigError(
+            '{"NodeInfo": ' + '{"a": ' * 150 + "1" + "}" * 150 + "}", "NodeInfo", "nested"
+        )
+        deep = '{"NodeInfo": ' + '{"a": ' * 50 + "1" + "}" * 50 + "}"
+        self.assertEqual(parse(deep).if_mtu, 65535)
+
+    def test_if_name_longer_than_the_kernel_allows(self) -> None:
+        self.assertConfigError('{"IfName": "' + "x" * 40 + '"}', "IfName", "15 bytes")
+        self.assertEqual(parse('{"IfName": "' + "x" * 15 + '"}').if_name, "x" * 15)
+
+    def test_unknown_keys_inside_sections_are_warnings(self) -> None:
+        cfg, warnings = config.parse(
+            '{"AdminShell": {"Lisen": "x"}, "MulticastInterfaces": [{"Regexx": "a"}],'
+            ' "Thing": {"Sise": 2, "size": 4}}'
+        )
+        self.assertEqual(
+            sorted(warnings),
+            ["AdminShell.Lisen: unknown key", "MulticastInterfaces[0].Regexx: unknown key"],
+        )
+        unknown: list[str] = []
+        self.assertEqual(cfg.section("Thing", Thing, unknown).size, 4)
+        self.assertEqual(unknown, ["Thing.Sise: unknown key"])
+        self.assertEqual(config.parse(config.to_hjson(config.generate(), sections="all"))[1], [])
 
     def test_bad_files(self) -> None:
         self.assertConfigError("{", "", "not valid HJSON")
@@ -184,21 +241,12 @@ class ErrorTests(SynchronousTestCase):
 
 class OverrideTests(SynchronousTestCase):
     def test_override_section(self) -> None:
-        section = config.override(
-            config.MeshnameConfig(), {"Enable": True, "listen": "[::1]:53"}, "--meshname"
-        )
-        self.assertEqual((section.enable, section.listen), (True, "[::1]:53"))
+        section = config.override(Thing(), {"Enable": True, "size": 9}, "--thing")
+        self.assertEqual((section.enable, section.size), (True, 9))
         with self.assertRaises(ConfigError):
-            config.override(config.MeshnameConfig(), {"Enable": "x"}, "--meshname")
+            config.override(Thing(), {"Enable": "x"}, "--thing")
 
     def test_section_of_a_third_party_schema(self) -> None:
-        from dataclasses import dataclass
-
-        @dataclass(frozen=True)
-        class Thing:
-            enable: bool = config.setting("Enable", False)
-            size: int = config.setting("Size", 3, min=1)
-
         cfg = parse('{"thing": {"enable": true, "size": 7}}')
         self.assertEqual(cfg.section("Thing", Thing), Thing(True, 7))
         self.assertEqual(parse("{}").section("Thing", Thing), Thing(False, 3))
@@ -206,9 +254,10 @@ class OverrideTests(SynchronousTestCase):
             parse('{"Thing": {"Size": 0}}').section("Thing", Thing)
         self.assertEqual(caught.exception.key, "Thing.Size")
 
-    def test_builtin_section_by_name(self) -> None:
-        cfg = parse('{"RAdv": {"Enable": true, "Interface": "br0"}}')
-        self.assertEqual(cfg.section("radv", config.RAdvConfig).interface, "br0")
+    def test_with_section(self) -> None:
+        cfg = parse('{"THING": {"Size": 2}}').with_section("Thing", {"Size": 5})
+        self.assertEqual(cfg.section("thing", Thing).size, 5)
+        self.assertEqual([k for k in cfg.extra], ["Thing"])
 
     def test_node_key(self) -> None:
         key = NodeKey.generate()

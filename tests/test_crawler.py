@@ -30,7 +30,6 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
-from twisted.plugin import IPlugin
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
@@ -38,12 +37,13 @@ from zope.interface.verify import verifyObject
 from ygg import address as addr
 from ygg import features, gojson
 from ygg.admin.registry import AdminError, Registry
-from ygg.config import DHTCrawlerConfig, NodeConfig, parse
+from ygg.config import NodeConfig, parse
 from ygg.core.proto import go_coords
 from ygg.interfaces import IFeature
-from ygg.plugins.crawler import crawler as crawler_feature
-from ygg.popura import crawler as cli
-from ygg.popura.crawler_service import (
+from ygg.popura.crawler import DHTCrawlerConfig
+from ygg.popura.crawler import command as cli
+from ygg.popura.crawler import feature as crawler_feature
+from ygg.popura.crawler.service import (
     CACHE_FOR,
     Crawl,
     Crawler,
@@ -592,11 +592,12 @@ class ServiceTests(SynchronousTestCase):
     def test_admin_methods(self) -> None:
         service = crawler_feature.makeService(self.mesh, DHTCrawlerConfig(enable=True))
         self.assertIsInstance(service, CrawlerService)
+        self.assertEqual(self.mesh.registry.list_entries(), [])  # registered at start
+        service.startService()
         listed = {e["command"]: e for e in self.mesh.registry.list_entries()}
         self.assertIn("getdhtcrawl", listed)
         self.assertIn("getdhtcrawlprogress", listed)
         self.assertNotIn("fields", listed["getdhtcrawl"])
-        service.startService()
         d = self.mesh.call_admin("getDHTCrawl")
         progress: list[Any] = []
         self.clock.advance(0.1)
@@ -622,8 +623,7 @@ class ServiceTests(SynchronousTestCase):
 class FeatureTests(SynchronousTestCase):
     def test_plugin(self) -> None:
         verifyObject(IFeature, crawler_feature)
-        self.assertTrue(IPlugin.providedBy(crawler_feature))
-        self.assertIn("crawler", [f.name for f in features.discover(refresh=True)])
+        self.assertIn("crawler", [f.name for f in features.discover(refresh=True).features])
 
     def test_off_unless_enabled(self) -> None:
         self.assertFalse(features.feature_config(crawler_feature, NodeConfig()).enable)
@@ -643,8 +643,8 @@ class FeatureTests(SynchronousTestCase):
     def test_the_plugin_module_is_cheap(self) -> None:
         """Neither the feature's module nor the CLI's imports the walk."""
         code = (
-            "import sys, ygg.plugins.crawler, ygg.popura.crawler; "
-            "print('ygg.popura.crawler_service' in sys.modules, "
+            "import sys, ygg.popura.crawler, ygg.popura.crawler.command; "
+            "print('ygg.popura.crawler.service' in sys.modules, "
             "'twisted.internet.defer' in sys.modules)"
         )
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -1,8 +1,6 @@
 """The node as a user runs it: ``twistd -n ygg`` and ``ygg run``, as real processes.
 
-Also the plugin framework end to end: the example third-party package in
-contrib/example-plugin is installed into a temporary directory with pip and the node
-started with that directory on PYTHONPATH.
+Plugins installed as users install them: tests/test_plugin_packages.py.
 """
 
 from __future__ import annotations
@@ -11,13 +9,12 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import tempfile
 from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.helpers import PYTHON, ROOT, TWISTD, YGG, YGGDRASIL, require_go, require_root
+from tests.helpers import TWISTD, YGG, YGGDRASIL, require_go, require_root
 from tests.processes import Process, run
 from ygg import address as addr
 from ygg import config
@@ -130,102 +127,3 @@ class DaemonTests(SynchronousTestCase):
             run([YGG, "-useconffile", path, "-address"]).stdout.strip(),
             vector["address_flag_output"],
         )
-
-
-class ThirdPartyPluginTests(SynchronousTestCase):
-    """contrib/example-plugin installed with pip into a directory of its own."""
-
-    @classmethod
-    def setUpClass(cls) -> None:
-        cls.site = tempfile.mkdtemp(prefix="ygg-plugin-site-")
-        result = subprocess.run(
-            [
-                PYTHON,
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--no-deps",
-                "--no-build-isolation",
-                "--target",
-                cls.site,
-                str(ROOT / "contrib" / "example-plugin"),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        if result.returncode != 0:
-            raise AssertionError(f"pip install of the example plugin failed:\n{result.stderr}")
-
-    @classmethod
-    def tearDownClass(cls) -> None:
-        shutil.rmtree(cls.site, True)
-
-    def setUp(self) -> None:
-        self.dir = tempfile.mkdtemp(prefix="ygg-plugin-")
-        self.addCleanup(shutil.rmtree, self.dir, True)
-        self.env = {"PYTHONPATH": self.site}
-
-    def node(self, cfg: dict, *extra: str, argv0: str = "run") -> Process:
-        path = os.path.join(self.dir, "node.conf")
-        Path(path).write_text(json.dumps(quiet_config(**cfg)))
-        argv = (
-            [YGG, "run", "--config", path, *extra]
-            if argv0 == "run"
-            else [TWISTD, "-n", "--pidfile=", "ygg", "--config", path, *extra]
-        )
-        proc = Process(argv, env=self.env, cwd=self.dir)
-        self.addCleanup(proc.kill)
-        return proc
-
-    def test_installed_layout(self) -> None:
-        files = {str(p.relative_to(self.site)) for p in Path(self.site).rglob("*.py")}
-        self.assertEqual(files, {"ygg/plugins/ygg_example.py"})
-
-    def test_started_when_enabled(self) -> None:
-        proc = self.node({"Example": {"Enable": True, "Greeting": "good morning"}})
-        proc.wait_for("example feature: good morning from ")
-        proc.wait_for("example (on)")
-        proc.wait_for("Your IPv6 subnet is")
-        self.assertEqual(proc.stop(), 0)
-        self.assertIn("example feature: goodbye", proc.output)
-
-    def test_not_started_when_not_enabled(self) -> None:
-        proc = self.node({"Example": {"Enable": False}})
-        proc.wait_for("example (off)")
-        proc.wait_for("Your IPv6 subnet is")
-        self.assertEqual(proc.stop(), 0)
-        self.assertNotIn("example feature:", proc.output)
-
-    def test_switches_under_twistd(self) -> None:
-        proc = self.node({}, "--example", "--examplegreeting", "hi there", argv0="twistd")
-        proc.wait_for("example feature: hi there from ")
-        proc.wait_for("Your IPv6 subnet is")  # up, and SIGTERM handled from here on
-        self.assertEqual(proc.stop(), 0)
-
-    def test_feature_config_error_names_key(self) -> None:
-        path = os.path.join(self.dir, "bad.conf")
-        Path(path).write_text(json.dumps(quiet_config(Example={"Greeting": 5})))
-        result = run([YGG, "run", "--config", path], env={**os.environ, **self.env})
-        self.assertEqual(result.returncode, 1)
-        self.assertEqual(
-            result.stderr.strip(), f"ygg: {path}: Example.Greeting: expected a string, got 5"
-        )
-
-    def test_unwritable_plugin_cache(self) -> None:
-        """A plugin directory the node cannot write to: no error at start (or ever)."""
-        site = tempfile.mkdtemp(prefix="ygg-ro-site-")
-        self.addCleanup(shutil.rmtree, site, True)
-        shutil.copytree(os.path.join(self.site, "ygg"), os.path.join(site, "ygg"))
-        cache = os.path.join(site, "ygg", "plugins", "dropin.cache")
-        if os.path.exists(cache):
-            os.unlink(cache)
-        os.mkdir(cache)  # writing the cache now fails, even for root
-        self.env = {"PYTHONPATH": site}
-        for _ in range(2):
-            proc = self.node({"Example": {"Enable": True}})
-            proc.wait_for("Your IPv6 subnet is")
-            self.assertEqual(proc.stop(), 0)
-            self.assertNotIn("Unable to write", proc.output)
-            self.assertNotIn("plugin cache", proc.output)

@@ -14,7 +14,7 @@ from tests.helpers import require_root, require_tool
 from tests.nodes import NetnsPair, YggNode
 from tests.test_interop_links import InteropCase
 from tests.test_meshname_server import dig_args, parse_dig
-from ygg.popura.meshname import domain_from_ip
+from ygg.popura.meshname.names import domain_from_ip
 
 
 class RemoteResolutionTests(InteropCase):

@@ -11,7 +11,7 @@ import subprocess
 from twisted.internet import task
 from twisted.internet.testing import StringTransport
 from twisted.names import dns
-from twisted.trial.unittest import SkipTest, SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from tests.helpers import PYTHON, ROOT
@@ -21,9 +21,11 @@ from ygg import config, features
 from ygg.errors import ConfigError
 from ygg.interfaces import IFeature
 from ygg.keys import NodeKey
-from ygg.plugins.meshname import meshname as meshname_feature
-from ygg.popura import meshname_dns as mdns
-from ygg.popura.meshname import (
+from ygg.popura.meshname import MeshnameConfig, targets
+from ygg.popura.meshname import feature as meshname_feature
+from ygg.popura.meshname.authority import NEGATIVE_TTL
+from ygg.popura.meshname.forwarder import UPSTREAM_TIMEOUT, default_upstream
+from ygg.popura.meshname.names import (
     MeshnameError,
     address_of_name,
     domain_from_ip,
@@ -32,7 +34,14 @@ from ygg.popura.meshname import (
     parse_listen,
     section_for,
 )
-from ygg.popura.meshname_zone import RecordError, parse_record, parse_zone, tokenize
+from ygg.popura.meshname.protocols import (
+    MAX_TCP_CONNECTIONS,
+    TCP_IDLE_TIMEOUT,
+    StreamServerFactory,
+)
+from ygg.popura.meshname.service import MeshnameService
+from ygg.popura.meshname.wire import MAX_REQUEST, MAX_UDP_REPLY
+from ygg.popura.meshname.zone import RecordError, parse_record, parse_zone
 
 VECTORS = [  # spec §3.1
     ("200:6fc8:9220:f400:5cc2:305a:4ac6:967e", "aiag7sesed2aaxgcgbnevruwpy"),
@@ -136,9 +145,9 @@ class CommandTests(ConfigFileMixin, SynchronousTestCase):
             "}\n",
         )
         # Pasted into a config, it is a valid Meshname section whose record parses.
-        cfg, _ = config.parse("{\n" + out + "}\n")
-        self.assertTrue(cfg.meshname.enable)
-        zone = parse_zone(cfg.meshname.config)
+        section = config.parse("{\n" + out + "}\n")[0].section("Meshname", MeshnameConfig)
+        self.assertTrue(section.enable)
+        zone = parse_zone(section.config)
         self.assertEqual(list(zone.records), [f"{LABEL}.meshname".encode()])
         data = json.loads(run_cli("meshnameconf", ADDRESS, "--json")[1])
         self.assertEqual(
@@ -166,10 +175,10 @@ class CommandTests(ConfigFileMixin, SynchronousTestCase):
         for argv in (["--useconffile", path], ["-c", path]):
             code, out, _ = run_cli("meshnameconf", *argv)
             self.assertEqual(code, 0)
-            cfg, _ = config.parse("{" + out + "}")
-            self.assertEqual(cfg.meshname.listen, "[::1]:5353")
+            section = config.parse("{" + out + "}")[0].section("Meshname", MeshnameConfig)
+            self.assertEqual(section.listen, "[::1]:5353")
             self.assertEqual(
-                dict(cfg.meshname.config),
+                dict(section.config),
                 {
                     REMOTE_LABEL: tuple(other[REMOTE_LABEL]),
                     label: (f"{label}.meshname. AAAA {address}",),
@@ -222,8 +231,21 @@ class ZoneTests(SynchronousTestCase):
             "h.meshname. PTR t.meshname.": (dns.PTR, 3600, b"t.meshname"),
             "h.meshname. SOA ns.h.meshname. me.h.meshname. 7 1h 10m 1w 60": (dns.SOA, 3600, 7),
             'h.meshname. CAA 0 issue "ca.example"': (257, 3600, b"\x00\x05issueca.example"),
-            r"h.meshname. TYPE65 \# 3 01 0203": (65, 3600, b"\x01\x02\x03"),
-            "h.meshname. SSHFP 4 2 aabb ccdd": (dns.SSHFP, 3600, b"\xaa\xbb\xcc\xdd"),
+            # RFC 3597's form: a type dnspython does not know is served as written…
+            r"h.meshname. TYPE65280 \# 3 01 0203": (65280, 3600, b"\x01\x02\x03"),
+            # …and a known one is read as that type.
+            r"h.meshname. TYPE1 \# 4 c0000201": (dns.A, 3600, "192.0.2.1"),
+            "h.meshname. SSHFP 4 2 " + "aa" * 16 + " " + "bb" * 16: (
+                dns.SSHFP,
+                3600,
+                b"\xaa" * 16 + b"\xbb" * 16,
+            ),
+            'h.meshname. URI 10 1 "https://h.meshname/"': (
+                256,
+                3600,
+                b"\x00\n\x00\x01https://h.meshname/",
+            ),
+            'h.meshname. TXT ( "c d" ) ; a comment': (dns.TXT, 3600, [b"c d"]),
             "h.meshname. HINFO x86 Linux ; a comment": (dns.HINFO, 3600, (b"x86", b"Linux")),
         }
         for line, (rtype, ttl, value) in cases.items():
@@ -234,35 +256,50 @@ class ZoneTests(SynchronousTestCase):
             self.assertEqual(got, value, line)
         # Owners without the trailing dot are absolute, whatever label's list they are in.
         self.assertEqual(parse_record("h.meshname A 192.0.2.1").name.name, b"h.meshname")
+        # Names keep their case; a name in Unicode is served in its IDNA form, as asked for.
+        rr = parse_record("Www.h.meshname. CNAME café.h.meshname.")
+        self.assertEqual(
+            (rr.name.name, rr.payload.name.name), (b"Www.h.meshname", b"xn--caf-dma.h.meshname")
+        )
 
     def test_bad_records(self) -> None:
         cases = {
             "": "empty record",
             "AAAA ::1": "missing the owner",
             "@ AAAA ::1": "'@' is not allowed",
-            "h. AAAA 192.0.2.1": "AAAA: not an IPv6 address",
-            "h. A ::1": "A: not an IPv4 address",
-            "h. A": "A takes an IPv4 address",
-            "h. SRV 1 2 http t.": "SRV port",
-            "h. SRV 1 2 70000 t.": "SRV port",
-            "h. MX 10": "MX takes",
-            'h. TXT "open': "unterminated",
-            "h. TXT": "at least one string",
-            "h. TXT " + "x" * 256: "longer than 255",
+            "h. AAAA 192.0.2.1": "AAAA: not a valid IPv6 address: '192.0.2.1'",
+            "h. A ::1": "A: not a valid IPv4 address: '::1'",
+            "h. A": "A IPv4 address is missing",
+            "h. SRV 1 2 http t.": "SRV port: expected a number 0-65535, got 'http'",
+            "h. SRV 1 2 70000 t.": "SRV port: expected a number 0-65535, got '70000'",
+            "h. SOA a. b. x 1 1 1 1": "SOA serial: expected a number 0-4294967295, got 'x'",
+            "h. MX -1 t.": "MX preference: expected a number 0-65535, got '-1'",
+            "h. SRV 1 2 3": "SRV target is missing",
+            "h. MX 10": "MX exchange is missing",
+            'h. TXT "open': "TXT: unterminated quoted string",
+            "h. TXT": "TXT string is missing",
+            "h. TXT " + "x" * 256: "TXT string: a string is longer than 255 bytes",
+            r'h. TXT "\999"': r"""TXT string: bad escape in '"\999"'""",
             "h. CH TXT a": "only class IN",
-            "h. BOGUS x": "unknown record type",
-            "h. OPT x": "unknown record type",
-            "h. AXFR x": "unknown record type",
+            "h. BOGUS x": "unknown record type 'BOGUS'",
+            "h. OPT x": "OPT is not a record type that can be served",
+            "h. AXFR x": "AXFR is not a record type",
             "h. TYPE252 x": "not a record type",
-            "h..x. A 192.0.2.1": "empty label",
-            ("x" * 64) + ". A 192.0.2.1": "longer than 63",
-            "h. 99999999999 A 192.0.2.1": "TTL",
-            "h. 5x A 192.0.2.1": "unknown record type",
-            r"h. TYPE65 \# 4 0102": "not 4",
-            "h. TYPE65 0102": "RFC 3597",
-            "h. CNAME a b": "one domain name",
-            'h. CNAME "t."': "cannot be quoted",
-            "h. SSHFP 1 1 xyz": "not hexadecimal",
+            "h. ANY x": "ANY is not a record type",
+            "h..x. A 192.0.2.1": "owner: a DNS label is empty, got 'h..x.'",
+            ("x" * 64) + ". A 192.0.2.1": "owner: a DNS label is > 63 octets long",
+            "h. 99999999999 A 192.0.2.1": "TTL 99999999999 is more than 2147483647",
+            "h. 5x A 192.0.2.1": "bad TTL '5x': unknown unit 'x'",
+            r"h. TYPE65280 \# 4 0102": "TYPE65280 data: 2 bytes, not 4",
+            "h. TYPE65280 0102": "TYPE65280: expected RFC 3597 data",
+            r"h. TYPE65 \# 3 010203": "TYPE65 data: not valid HTTPS data",
+            "h. CNAME a b": "CNAME takes 1 field (target); 'b' is too many",
+            'h. CNAME "t."': "CNAME target: a domain name cannot be quoted",
+            "h. CNAME @": "CNAME target: '@' is not allowed",
+            "h. SSHFP 1 1 xyz": "SSHFP fingerprint: not hexadecimal",
+            'h. CAA 0 "is sue" x': "CAA: tag is not alphanumeric",
+            "h. ( A 192.0.2.1": "unbalanced parentheses",
+            "h. A 192.0.2.1\nx. A 192.0.2.2": "one record per string; more follows: 'x.'",
         }
         for line, reason in cases.items():
             with self.assertRaises(RecordError, msg=line) as caught:
@@ -290,19 +327,16 @@ class ZoneTests(SynchronousTestCase):
         self.assertEqual(len(zone.warnings), 1)
         self.assertIn("never be asked for", zone.warnings[0])
 
-    def test_tokenize(self) -> None:
-        self.assertEqual([t.text for t in tokenize('a ( b "c d" ) ; e')], [b"a", b"b", b"c d"])
-
 
 class FeatureTests(SynchronousTestCase):
     def test_feature(self) -> None:
         verifyObject(IFeature, meshname_feature)
-        self.assertIn("meshname", [f.name for f in features.discover(refresh=True)])
+        self.assertIn("meshname", [f.name for f in features.discover(refresh=True).features])
         self.assertEqual(
             [(o.name, o.key, o.takes_value) for o in meshname_feature.options],
             [("meshname", "Enable", False), ("meshnamelisten", "Listen", True)],
         )
-        self.assertIs(meshname_feature.schema, config.MeshnameConfig)
+        self.assertIs(meshname_feature.schema, MeshnameConfig)
         cfg, _ = config.parse("{}")
         section = features.feature_config(
             meshname_feature, cfg, {"meshname": True, "meshnamelisten": "[::1]:5300"}
@@ -311,18 +345,20 @@ class FeatureTests(SynchronousTestCase):
 
     def test_bad_settings_stop_the_node(self) -> None:
         node = FakeNode()
-        bad_listen = config.MeshnameConfig(enable=True, listen="localhost:53")
+        bad_listen = MeshnameConfig(enable=True, listen="localhost:53")
         with self.assertRaisesRegex(ConfigError, "Meshname.Listen"):
             meshname_feature.makeService(node, bad_listen)
-        bad_record = config.MeshnameConfig(enable=True, config={LABEL: ("x. AAAA 1.2.3.4",)})
+        bad_record = MeshnameConfig(enable=True, config={LABEL: ("x. AAAA 1.2.3.4",)})
         with self.assertRaisesRegex(ConfigError, rf"Meshname.Config.{LABEL}\[0\]"):
             meshname_feature.makeService(node, bad_record)
 
     def test_cheap_to_import(self) -> None:
-        """The plugin scan and the CLI import these at every start: no DNS code then."""
+        """The plugin scan and the CLI import these at every start: no DNS code then,
+        neither twisted.names nor dnspython (``dns``)."""
         code = (
-            "import sys, ygg.plugins.meshname, ygg.popura.meshname; "
-            "print(sorted(m for m in sys.modules if m.startswith('twisted.names')))"
+            "import sys, ygg.popura.meshname, ygg.popura.meshname.commands; "
+            "print(sorted(m for m in sys.modules"
+            " if m.startswith(('twisted.names', 'dns.')) or m == 'dns'))"
         )
         out = subprocess.run(
             [PYTHON, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
@@ -422,13 +458,13 @@ class ServerHarness:
     def __init__(self, records=None, zone=None, **kwargs) -> None:
         self.reactor = FakeReactor()
         self.node = FakeNode(self.reactor)
-        cfg = config.MeshnameConfig(
+        cfg = MeshnameConfig(
             enable=True,
             listen=kwargs.pop("listen", "[::1]:53535"),
             config=zone or {LABEL: tuple(RECORDS if records is None else records)},
         )
         kwargs.setdefault("upstream", lambda address: UPSTREAM)
-        self.service = mdns.MeshnameService(self.node, cfg, **kwargs)
+        self.service = MeshnameService(self.node, cfg, **kwargs)
         self.service.startService()
         self.server = self.reactor.udp[0]
         self.proto = self.server.protocol
@@ -508,7 +544,7 @@ class AuthorityTests(SynchronousTestCase):
         self.assertEqual((reply.rCode, reply.auth, reply.answers), (dns.ENAME, 1, []))
         (soa,) = reply.authority
         self.assertEqual((soa.type, soa.name.name), (dns.SOA, f"{LABEL}.meshname".encode()))
-        self.assertEqual(soa.payload.minimum, mdns.NEGATIVE_TTL)
+        self.assertEqual(soa.payload.minimum, NEGATIVE_TTL)
         for name, rtype in (
             (f"{LABEL}.meshname", dns.MX),  # exists, no MX
             (f"b.{LABEL}.meshname", dns.A),  # an empty non-terminal
@@ -588,7 +624,7 @@ class RequestTests(SynchronousTestCase):
             good[:-3],  # question cut short
             good[:4] + b"\x00\x02" + good[6:],  # QDCOUNT 2
             good[:4] + b"\x00\x01\x00\x05" + good[8:],  # ANCOUNT 5
-            good + b"\x00" * (mdns.MAX_REQUEST + 1),  # oversize
+            good + b"\x00" * (MAX_REQUEST + 1),  # oversize
             good[:12] + b"\xc0\x0c" + good[-4:],  # a compression loop
             good[:12] + b"\x3f" + b"x" * 20,
         ):
@@ -612,7 +648,7 @@ class RequestTests(SynchronousTestCase):
         self.h.send(message.toStr())
         (reply,) = self.h.replies()
         self.assertEqual([rr.type for rr in reply.additional], [dns.OPT])
-        self.assertEqual(reply.additional[0].cls, mdns.MAX_UDP_REPLY)
+        self.assertEqual(reply.additional[0].cls, MAX_UDP_REPLY)
         message.additional = [dns.RRHeader(b"", dns.OPT, 4096, 1 << 16, dns.UnknownRecord(b""))]
         self.h.send(message.toStr())
         (reply,) = self.h.replies()
@@ -632,10 +668,10 @@ class RequestTests(SynchronousTestCase):
         message.additional = [dns.RRHeader(b"", dns.OPT, 65000, 0, dns.UnknownRecord(b""))]
         h.send(message.toStr())
         data, _ = h.server.written.pop()
-        self.assertLessEqual(len(data), mdns.MAX_UDP_REPLY)
+        self.assertLessEqual(len(data), MAX_UDP_REPLY)
         self.assertEqual(decode(data).trunc, 1)
         # Over TCP the whole answer.
-        stream = mdns._StreamServerFactory(h.service.factory).buildProtocol(None)
+        stream = StreamServerFactory(h.service.factory).buildProtocol(None)
         transport = StringTransport()
         stream.makeConnection(transport)
         request = query_bytes(f"{LABEL}.meshname", dns.TXT)
@@ -647,21 +683,21 @@ class RequestTests(SynchronousTestCase):
         stream.connectionLost(None)
 
     def test_tcp_limits(self) -> None:
-        factory = mdns._StreamServerFactory(self.h.service.factory)
-        protocols = [factory.buildProtocol(None) for _ in range(mdns.MAX_TCP_CONNECTIONS)]
+        factory = StreamServerFactory(self.h.service.factory)
+        protocols = [factory.buildProtocol(None) for _ in range(MAX_TCP_CONNECTIONS)]
         self.assertIsNone(factory.buildProtocol(None))
         protocols[0].makeConnection(StringTransport())
         protocols[0].connectionLost(None)
         self.assertIsNotNone(factory.buildProtocol(None))
         # An idle connection is closed.
-        stream = mdns._StreamServerFactory(self.h.service.factory).buildProtocol(None)
+        stream = StreamServerFactory(self.h.service.factory).buildProtocol(None)
         stream.callLater = self.h.reactor.callLater
         transport = StringTransport()
         stream.makeConnection(transport)
         garbage = b"\x00" * 40
         stream.dataReceived(struct.pack("!H", len(garbage)) + garbage)
         self.assertEqual(decode(transport.value()[2:]).rCode, dns.EFORMAT)
-        self.h.reactor.advance(mdns.TCP_IDLE_TIMEOUT + 1)
+        self.h.reactor.advance(TCP_IDLE_TIMEOUT + 1)
         self.assertTrue(transport.disconnecting)
 
 
@@ -717,7 +753,7 @@ class ForwarderTests(SynchronousTestCase):
 
     def test_timeout_is_servfail(self) -> None:
         self.h.send(query_bytes(f"www.{REMOTE_LABEL}.meshname"))
-        self.h.reactor.advance(mdns.UPSTREAM_TIMEOUT - 0.1)
+        self.h.reactor.advance(UPSTREAM_TIMEOUT - 0.1)
         self.assertEqual(self.h.replies(), [])
         self.h.reactor.advance(0.2)
         (answer,) = self.h.replies()
@@ -785,7 +821,7 @@ class ForwarderTests(SynchronousTestCase):
         self.h.upstream.protocol.datagramReceived(reply.toStr(), server)
         (connector,) = self.h.reactor.tcp
         self.assertEqual((connector.host, connector.port), UPSTREAM)
-        self.assertLessEqual(connector.timeout, mdns.UPSTREAM_TIMEOUT)
+        self.assertLessEqual(connector.timeout, UPSTREAM_TIMEOUT)
         stream = connector.factory.buildProtocol(None)
         transport = StringTransport()
         stream.makeConnection(transport)
@@ -812,7 +848,7 @@ class ForwarderTests(SynchronousTestCase):
 
     def test_default_upstream_is_port_53_of_the_address(self) -> None:
         self.assertEqual(
-            mdns.default_upstream(ipaddress.IPv6Address(REMOTE_ADDRESS)), (REMOTE_ADDRESS, 53)
+            default_upstream(ipaddress.IPv6Address(REMOTE_ADDRESS)), (REMOTE_ADDRESS, 53)
         )
 
 
@@ -821,22 +857,23 @@ class ClassifyTests(SynchronousTestCase):
         zone = parse_zone({LABEL: RECORDS})
         own = ipaddress.IPv6Address("201:fbce:ead5:d5fd:257a:bcc1:88be:4218")
         cases = {
-            b"": mdns.REFUSED,
-            b"example.com": mdns.REFUSED,
-            b"\xff.meshname": mdns.NXDOMAIN,
-            b"x.\xff": mdns.REFUSED,
-            b"meshname": mdns.TLD,
-            f"x.{LABEL}.meshname".encode(): mdns.OWN,
-            f"x.{REMOTE_LABEL}.ygg".encode(): mdns.REMOTE,
-            f"x.{REMOTE_LABEL}.popura".encode(): mdns.REMOTE,
-            f"x.{REMOTE_LABEL}.vapordns".encode(): mdns.REMOTE,
-            f"{domain_from_ip(own)}.meshname".encode(): mdns.OWN,
-            f"{REMOTE_LABEL}.meship".encode(): mdns.MESHIP_NAME,
+            b"": targets.REFUSED,
+            b"example.com": targets.REFUSED,
+            b"\xff.meshname": targets.NXDOMAIN,
+            b"x.\xff": targets.REFUSED,
+            b"meshname": targets.TLD,
+            f"x.{LABEL}.meshname".encode(): targets.OWN,
+            f"x.{REMOTE_LABEL}.ygg".encode(): targets.REMOTE,
+            f"x.{REMOTE_LABEL}.popura".encode(): targets.REMOTE,
+            f"x.{REMOTE_LABEL}.vapordns".encode(): targets.REMOTE,
+            f"{domain_from_ip(own)}.meshname".encode(): targets.OWN,
+            f"{REMOTE_LABEL}.meship".encode(): targets.MESHIP_NAME,
         }
         for name, kind in cases.items():
-            self.assertEqual(mdns.classify(name, zone, frozenset({own})).kind, kind, name)
-        target = mdns.classify(f"x.{REMOTE_LABEL}.MESHNAME.".encode(), zone)
-        self.assertEqual(target, mdns.Target(mdns.REMOTE, ipaddress.IPv6Address(REMOTE_ADDRESS)))
+            self.assertEqual(targets.classify(name, zone, frozenset({own})).kind, kind, name)
+        target = targets.classify(f"x.{REMOTE_LABEL}.MESHNAME.".encode(), zone)
+        remote = ipaddress.IPv6Address(REMOTE_ADDRESS)
+        self.assertEqual(target, targets.Target(targets.REMOTE, remote))
 
 
 class LoggingTests(SynchronousTestCase):
@@ -860,7 +897,7 @@ class GoSpellingTests(ConfigFileMixin, SynchronousTestCase):
     """``ygg -useconffile F -meshnameconf``: cli.go_main hands its whole argv over."""
 
     def test_command_takes_yggdrasil_flags(self) -> None:
-        from ygg.popura.meshname import cmd_meshnameconf
+        from ygg.popura.meshname.commands import cmd_meshnameconf
 
         key = NodeKey.generate()
         address = addr.format_address(addr.address_for_key(key.public))
@@ -878,10 +915,7 @@ class GoSpellingTests(ConfigFileMixin, SynchronousTestCase):
         self.assertEqual((code, out.splitlines()[0]), (0, "Meshname: {"))  # 0.3's form
 
     def test_through_the_flag_parser(self) -> None:
-        from ygg import cli
-
-        if "meshnameconf" not in cli._GO_BOOL:
-            raise SkipTest("needs the two-line change to ygg/cli.py go_main (see docs/meshname.md)")
+        """The feature declares the command with ``go_flag``: ygg's flag parser knows it."""
         path = self.write_config({"PrivateKey": NodeKey.generate().private.hex()})
         code, out, _ = run_cli("-useconffile", path, "-meshnameconf", "-json")
         self.assertEqual(code, 0)

@@ -24,8 +24,8 @@ from twisted.trial.unittest import TestCase
 
 from tests.helpers import require_tool
 from tests.test_meshname import LABEL, RECORDS, REMOTE_LABEL, FakeNode, query_bytes
-from ygg import config
-from ygg.popura import meshname_dns as mdns
+from ygg.popura.meshname import MeshnameConfig
+from ygg.popura.meshname.service import MeshnameService
 
 _HEADER = re.compile(r"status: (\w+)")
 _FLAGS = re.compile(r";; flags: ([a-z ]*);")
@@ -133,11 +133,11 @@ class ServerTestCase(TestCase):
         self.addCleanup(self.upstream_tcp.stopListening)
         self.upstream_address = ("::1", port)
 
-    def start(self, listen: str = "[::1]:0", **kwargs: Any) -> mdns.MeshnameService:
-        cfg = config.MeshnameConfig(enable=True, listen=listen, config={LABEL: tuple(RECORDS)})
+    def start(self, listen: str = "[::1]:0", **kwargs: Any) -> MeshnameService:
+        cfg = MeshnameConfig(enable=True, listen=listen, config={LABEL: tuple(RECORDS)})
         kwargs.setdefault("upstream", lambda address: self.upstream_address)
         kwargs.setdefault("timeout", 1.0)
-        service = mdns.MeshnameService(FakeNode(reactor), cfg, **kwargs)
+        service = MeshnameService(FakeNode(reactor), cfg, **kwargs)
         service.startService()
         self.addCleanup(service.stopService)
         return service

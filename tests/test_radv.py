@@ -15,7 +15,6 @@ import tempfile
 from twisted.internet import task
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import formatEvent, globalLogPublisher
-from twisted.plugin import IPlugin
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
@@ -23,10 +22,11 @@ from tests.helpers import ROOT
 from ygg import config, features
 from ygg.errors import DecodeError
 from ygg.interfaces import IFeature
-from ygg.plugins.radv import radv as radv_feature
-from ygg.popura import ndp
-from ygg.popura import radv as radv_module
-from ygg.popura.radv import (
+from ygg.popura.meshname import MeshnameConfig
+from ygg.popura.radv import RAdvConfig, ndp
+from ygg.popura.radv import feature as radv_feature
+from ygg.popura.radv import service as radv_module
+from ygg.popura.radv.service import (
     Advertiser,
     Link,
     RAdvService,
@@ -288,15 +288,16 @@ class FakeSocket:
 class FakeNode:
     def __init__(self, running=(), meshname_listen: str = "[::1]:53535") -> None:
         self.reactor = MemoryReactorClock()
-        cfg = config.parse("{}")[0]
-        self.config = dataclasses.replace(
-            cfg, meshname=dataclasses.replace(cfg.meshname, listen=meshname_listen)
-        )
+        self.config = config.parse("{}")[0]
         self.subnet = SUBNET
         self._running = list(running)
+        self._meshname = MeshnameConfig(enable=True, listen=meshname_listen)
 
     def features(self) -> list[str]:
         return list(self._running)
+
+    def feature_config(self, name: str):
+        return self._meshname if name == "meshname" and name in self._running else None
 
 
 ETH0 = Link(index=2, name="eth0", mac=MAC, link_local=LINK_LOCAL)
@@ -342,7 +343,7 @@ class ServiceTests(SynchronousTestCase):
             self.sockets.append(sock)
             return sock
 
-        section = config.RAdvConfig(enable=True, **settings)
+        section = RAdvConfig(enable=True, **settings)
         return RAdvService(
             self.node,
             section,
@@ -360,17 +361,16 @@ class ServiceTests(SynchronousTestCase):
         return service, self.sockets[0]
 
     def test_the_feature_plugin(self) -> None:
-        verifyObject(IPlugin, radv_feature)
         verifyObject(IFeature, radv_feature)
-        self.assertIn("radv", [f.name for f in features.discover()])
+        self.assertIn("radv", [f.name for f in features.discover().features])
         self.assertEqual(radv_feature.section, "RAdv")
-        service = radv_feature.makeService(FakeNode(), config.RAdvConfig(enable=True))
+        service = radv_feature.makeService(FakeNode(), RAdvConfig(enable=True))
         self.assertIsInstance(service, RAdvService)
 
     def test_the_plugin_module_is_cheap(self) -> None:
         code = (
-            "import sys, ygg.plugins.radv; "
-            "bad = [m for m in ('ygg.popura.radv', 'pyroute2') if m in sys.modules]; "
+            "import sys, ygg.popura.radv; "
+            "bad = [m for m in ('ygg.popura.radv.service', 'pyroute2') if m in sys.modules]; "
             "sys.exit(str(bad) if bad else 0)"
         )
         done = subprocess.run(

@@ -20,7 +20,7 @@ from tests.helpers import PYTHON, ROOT, require_root, require_tool
 from tests.nodes import NetnsPair, YggNode, remove_tree, short_tempdir, wait_until
 from tests.processes import child_env
 from ygg import address as addr
-from ygg.popura import ndp
+from ygg.popura.radv import ndp
 
 IFACE = NetnsPair.IFACE
 RS = ndp.encode_router_solicitation(ndp.RouterSolicitation()).hex()

@@ -19,13 +19,14 @@ from ygg import config as node_config
 from ygg.errors import ConfigError
 
 Command = Callable[[list[str]], int]
-#: Subcommands that live in other modules register here (``ygg ctl``, ``ygg crawl``…).
-COMMANDS: dict[str, tuple[str, Command]] = {}
+#: The subcommands: name -> (help, run, also a yggdrasil-style flag).  ``ygg ctl`` and the
+#: features' commands are added when ``main`` runs.
+COMMANDS: dict[str, tuple[str, Command, bool]] = {}
 
 
 def command(name: str, help: str) -> Callable[[Command], Command]:
     def register(fn: Command) -> Command:
-        COMMANDS[name] = (help, fn)
+        COMMANDS[name] = (help, fn, False)
         return fn
 
     return register
@@ -38,13 +39,13 @@ def _fail(message: str) -> int:
 
 def read_config(path: str | None, stdin: bool) -> node_config.NodeConfig:
     """The config from a file or standard input; ConfigError names the source and key."""
-    if path:
-        cfg, _ = node_config.load(path)
-    elif stdin:
-        cfg, _ = node_config.parse(sys.stdin.buffer.read())
-    else:
-        raise ConfigError("", "give a config with --useconffile FILE or --useconf (stdin)")
-    return cfg
+    return node_config.load_config(path, stdin=stdin)
+
+
+def _format_config(cfg: node_config.NodeConfig, as_json: bool, sections: str) -> str:
+    from ygg import features
+
+    return features.format_config(cfg, json=as_json, sections_=sections)
 
 
 def _public_key(cfg: node_config.NodeConfig) -> bytes:
@@ -81,10 +82,8 @@ def cmd_genconf(argv: list[str]) -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     cfg = node_config.generate()
-    if args.json:
-        print(node_config.to_json(cfg))
-    else:
-        print(node_config.to_hjson(cfg, sections="all"))
+    # JSON as yggdrasil's -genconf -json: its own keys only; HJSON with every section.
+    print(_format_config(cfg, args.json, "present" if args.json else "all"))
     return 0
 
 
@@ -96,9 +95,9 @@ def cmd_normaliseconf(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     try:
         cfg = read_config(args.useconffile, args.useconf)
+        print(_format_config(cfg, args.json, "present"))
     except ConfigError as e:
         return _fail(str(e))
-    print(node_config.to_json(cfg) if args.json else node_config.to_hjson(cfg))
     return 0
 
 
@@ -147,7 +146,6 @@ _GO_BOOL = {
     "address",
     "subnet",
     "publickey",
-    "meshnameconf",
 }
 _GO_VALUE = {"useconffile", "logto", "loglevel"}
 
@@ -155,7 +153,7 @@ _GO_VALUE = {"useconffile", "logto", "loglevel"}
 def _feature_flags() -> tuple[set[str], set[str]]:
     from ygg import features
 
-    options = features.options_of(features.discover())
+    options = features.options_of(features.discover().features)
     return (
         {o.name for o in options if not o.takes_value},
         {o.name for o in options if o.takes_value},
@@ -236,8 +234,11 @@ GO_USAGE = """\
 def go_main(argv: list[str]) -> int:
     """yggdrasil's flag interface, with its precedence: -version, -autoconf, config, -genconf."""
     feature_bools, feature_values = _feature_flags()
+    go_commands = {name for name, (_, _, go) in COMMANDS.items() if go}
     try:
-        flags, _ = parse_go_flags(argv, _GO_BOOL | feature_bools, _GO_VALUE | feature_values)
+        flags, _ = parse_go_flags(
+            argv, _GO_BOOL | feature_bools | go_commands, _GO_VALUE | feature_values
+        )
     except LookupError:
         print("Usage:")
         print(GO_USAGE, file=sys.stderr)
@@ -252,8 +253,9 @@ def go_main(argv: list[str]) -> int:
     if flags.get("version"):
         print_version()
         return 0
-    if flags.get("meshnameconf") and "meshnameconf" in COMMANDS:
-        return COMMANDS["meshnameconf"][1](list(argv))
+    for name in sorted(go_commands):
+        if flags.get(name):  # a feature's command in yggdrasil's spelling gets it all
+            return COMMANDS[name][1](list(argv))
     if flags.get("autoconf") or has_config:
         if has_config and (flags.get("normaliseconf") or derived):
             try:
@@ -261,7 +263,10 @@ def go_main(argv: list[str]) -> int:
             except ConfigError as e:
                 return _fail(str(e))
             if flags.get("normaliseconf"):
-                print(node_config.to_json(cfg) if flags.get("json") else node_config.to_hjson(cfg))
+                try:
+                    print(_format_config(cfg, bool(flags.get("json")), "present"))
+                except ConfigError as e:
+                    return _fail(str(e))
             else:
                 show_derived(derived, cfg, sys.stdout)  # type: ignore[arg-type]
             return 0
@@ -294,25 +299,37 @@ def go_main(argv: list[str]) -> int:
 
 
 def _load_extensions() -> None:
-    """Import the modules that add subcommands (each registers itself with @command)."""
-    import importlib
+    """Add the subcommands of ``ygg ctl`` and of the installed features."""
+    from ygg import features
+    from ygg.admin import ctl  # noqa: F401  (registers ``ygg ctl``)
 
-    for module in ("ygg.admin.ctl", "ygg.popura.meshname", "ygg.popura.crawler"):
-        try:
-            importlib.import_module(module)
-        except ImportError as e:
-            if e.name != module:
-                raise
+    for feature, cmd in features.commands_of(features.discover().features):
+        if cmd.name in COMMANDS and COMMANDS[cmd.name][1] is not cmd.run:
+            print(
+                f"ygg: feature {feature.name}'s command {cmd.name!r} is taken; ignored",
+                file=sys.stderr,
+            )
+            continue
+        COMMANDS[cmd.name] = (f"{cmd.help} [{feature.name}]", cmd.run, cmd.go_flag)
 
 
 def usage(out: TextIO) -> None:
+    from ygg import features
+
     print(
         "usage: ygg COMMAND [options]   (or yggdrasil's flags: ygg -useconffile F -address)",
         file=out,
     )
     print("\ncommands:", file=out)
-    for name, (help, _) in sorted(COMMANDS.items()):
+    for name, (help, _, _) in sorted(COMMANDS.items()):
         print(f"  {name:<15} {help}", file=out)
+    found = features.discover()
+    if found.features or found.failures:
+        print("\nfeatures (plugins):", file=out)
+        for feature in found.features:
+            print(f"  {feature.name:<15} config section {feature.section}", file=out)
+        for failure in found.failures:
+            print(f"  {failure.name:<15} failed to load: {failure.reason}", file=out)
 
 
 def main(argv: list[str] | None = None) -> int:

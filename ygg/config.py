@@ -1,15 +1,16 @@
-"""The node's configuration: yggdrasil 0.4.7's HJSON/JSON file plus Popura's sections.
+"""The node's configuration: yggdrasil 0.4.7's HJSON/JSON file plus the features' sections.
 
 Everything that reads configuration goes through here (ARCHITECTURE rule 6).  A file is
 parsed as HJSON (JSON is HJSON too), key names match case-insensitively as Go's decoders
 do, missing keys keep their defaults (a missing PrivateKey means a fresh identity), and the
 result is a tree of frozen dataclasses.  Anything unusable raises ``ConfigError`` naming
-the key and the reason.  Top-level keys nobody knows are kept (a third-party feature may
-claim them) and reported once by the node.
+the key and the reason; keys a schema does not know are returned as warnings
+(``AdminShell.Lisen: unknown key``).  Top-level sections are kept as parsed for the
+features, which declare them (this module names none) and are reported by the node when
+no feature claims them.
 
 A section's schema is a frozen dataclass whose fields carry their config-file name
-(``setting("Name", default)``); ``parse_section`` turns a mapping into it.  Third-party
-features declare their own section the same way.
+(``setting("Name", default)``); ``parse_section`` turns a mapping into it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import json
 import re
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +34,11 @@ DEFAULT_ADMIN_LISTEN = "unix:///var/run/yggdrasil/yggdrasil.sock"
 DEFAULT_IF_MTU = 65535
 MAX_IF_MTU = 65535
 MIN_IF_MTU = 1280
-DEFAULT_MESHNAME_LISTEN = "[::1]:53535"
+#: Linux's IFNAMSIZ (16) less the terminating NUL.
+MAX_IF_NAME = 15
+#: Deeper nesting than this in a config file is refused (NodeInfo is the only free-form
+#: part; Go's decoder allows 10,000 levels, but nothing real nests more than a few).
+MAX_DEPTH = 100
 
 
 def setting(name: str, default: Any = dataclasses.MISSING, *, factory: Any = None, **limits: Any):
@@ -59,39 +64,6 @@ class MulticastInterface:
 
 # The first entry is decoded onto the default entry in Go, so it inherits Beacon and Listen.
 _DEFAULT_MULTICAST = MulticastInterface(".*", True, True, 0, 0)
-
-
-@dataclass(frozen=True)
-class AutopeeringConfig:
-    enable: bool = setting("Enable", False)
-    #: Peer URIs to choose from instead of the built-in public list.
-    peers: tuple[str, ...] = setting("Peers", ())
-    #: A file of peer URIs (one per line) instead of the built-in list.
-    peers_file: str = setting("PeersFile", "")
-    #: "random" (one of the 10 fastest, as documented) or "fastest" (what Popura's binary does).
-    pick: str = setting("Pick", "random", choices=("random", "fastest"))
-
-
-@dataclass(frozen=True)
-class MeshnameConfig:
-    enable: bool = setting("Enable", False)
-    listen: str = setting("Listen", DEFAULT_MESHNAME_LISTEN)
-    #: label -> zone-file records served for that label.
-    config: Mapping[str, tuple[str, ...]] = setting("Config", factory=dict)
-
-
-@dataclass(frozen=True)
-class RAdvConfig:
-    enable: bool = setting("Enable", False)
-    interface: str = setting("Interface", "eth0")
-    set_gateway_ip: bool = setting("SetGatewayIP", True)
-    default_router: bool = setting("DefaultRouter", False)
-    dns: bool = setting("DNS", False)
-
-
-@dataclass(frozen=True)
-class DHTCrawlerConfig:
-    enable: bool = setting("Enable", False)
 
 
 @dataclass(frozen=True)
@@ -124,14 +96,10 @@ class NodeConfig:
     if_mtu: int = setting("IfMTU", DEFAULT_IF_MTU, min=0)
     node_info_privacy: bool = setting("NodeInfoPrivacy", False)
     node_info: Mapping[str, Any] | None = setting("NodeInfo", None)
-    # Popura's features and ygg's own front doors; each is off by default.
-    autopeering: AutopeeringConfig = setting("Autopeering", factory=AutopeeringConfig)
-    meshname: MeshnameConfig = setting("Meshname", factory=MeshnameConfig)
-    radv: RAdvConfig = setting("RAdv", factory=RAdvConfig)
-    dht_crawler: DHTCrawlerConfig = setting("DHTCrawler", factory=DHTCrawlerConfig)
+    # ygg's own admin front doors beside the JSON socket; each is off by default.
     admin_amp: AdminAMPConfig = setting("AdminAMP", factory=AdminAMPConfig)
     admin_shell: AdminShellConfig = setting("AdminShell", factory=AdminShellConfig)
-    #: Top-level sections no schema above knows (a third-party feature's), as parsed.
+    #: Top-level sections no schema above knows (the features' sections), as parsed.
     extra: Mapping[str, Any] = field(default_factory=dict)
     #: Canonical names of the keys the file actually held (normaliseconf keeps only those
     #: sections that are not yggdrasil's own).
@@ -141,15 +109,19 @@ class NodeConfig:
     def key(self) -> NodeKey:
         return NodeKey(bytes.fromhex(self.private_key))
 
-    def section(self, name: str, schema: type[Any]) -> Any:
-        """A feature's section parsed with its schema (defaults when absent)."""
-        for f in dataclasses.fields(self):
-            if f.metadata.get("key", "").lower() == name.lower():
-                value = getattr(self, f.name)
-                if isinstance(value, schema):
-                    return value
+    def section(self, name: str, schema: type[Any], unknown: list[str] | None = None) -> Any:
+        """A feature's section parsed with its schema (defaults when absent); keys the
+        schema does not know are added to ``unknown`` as warning lines."""
         raw = _find(self.extra, name)
-        return parse_section(schema, raw if raw is not None else {}, name)
+        return parse_section(schema, raw if raw is not None else {}, name, unknown)
+
+    def with_section(self, name: str, data: Mapping[str, Any]) -> NodeConfig:
+        """A copy with the top-level section ``name`` replaced by ``data`` (plain data)."""
+        extra = {k: v for k, v in self.extra.items() if k.lower() != name.lower()}
+        extra[name] = data
+        return dataclasses.replace(
+            self, extra=types.MappingProxyType(extra), present=self.present | {name}
+        )
 
 
 #: yggdrasil's own keys, in the order its genconf writes them.
@@ -193,14 +165,16 @@ def _describe(value: Any) -> str:
     return str(value)
 
 
-def _convert(hint: Any, value: Any, path: str, meta: Mapping[str, Any]) -> Any:
+def _convert(
+    hint: Any, value: Any, path: str, meta: Mapping[str, Any], unknown: list[str] | None = None
+) -> Any:
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
         (hint,) = [a for a in args if a is not type(None)]
-        return _convert(hint, value, path, meta)
+        return _convert(hint, value, path, meta, unknown)
     if hint is Any:
         return value
     if hint is bool:
@@ -228,24 +202,31 @@ def _convert(hint: Any, value: Any, path: str, meta: Mapping[str, Any]) -> Any:
     if origin is tuple:
         if not isinstance(value, list):
             raise ConfigError(path, f"expected a list, got {_describe(value)}")
-        return tuple(_convert(args[0], v, f"{path}[{i}]", {}) for i, v in enumerate(value))
+        return tuple(_convert(args[0], v, f"{path}[{i}]", {}, unknown) for i, v in enumerate(value))
     if origin in (Mapping, dict):
         if not isinstance(value, Mapping):
             raise ConfigError(path, f"expected an object, got {_describe(value)}")
         return types.MappingProxyType(
-            {str(k): _convert(args[1], v, f"{path}.{k}", {}) for k, v in value.items()}
+            {str(k): _convert(args[1], v, f"{path}.{k}", {}, unknown) for k, v in value.items()}
         )
     if dataclasses.is_dataclass(hint):
-        return parse_section(hint, value, path)
+        return parse_section(hint, value, path, unknown)
     raise TypeError(f"unsupported config type {hint!r} at {path}")
 
 
-def parse_section(schema: type[Any], raw: Any, path: str) -> Any:
-    """Build the frozen dataclass ``schema`` from parsed data; keys match case-insensitively."""
+def parse_section(schema: type[Any], raw: Any, path: str, unknown: list[str] | None = None) -> Any:
+    """Build the frozen dataclass ``schema`` from parsed data; keys match case-insensitively.
+
+    Keys the schema (or a nested one) does not know are ignored, as Go's decoder does, and
+    listed in ``unknown`` as ``Path.Key: unknown key`` when a list is given.
+    """
     if not isinstance(raw, Mapping):
         raise ConfigError(path, f"expected an object, got {_describe(raw)}")
     hints = typing.get_type_hints(schema)
     values: dict[str, Any] = {}
+    keys = {f.metadata["key"].lower() for f in dataclasses.fields(schema) if "key" in f.metadata}
+    if unknown is not None and path:
+        unknown.extend(f"{path}.{k}: unknown key" for k in raw if str(k).lower() not in keys)
     for f in dataclasses.fields(schema):
         name = f.metadata.get("key")
         if name is None:
@@ -264,22 +245,38 @@ def parse_section(schema: type[Any], raw: Any, path: str) -> Any:
             elif origin in (Mapping, dict):
                 values[f.name] = types.MappingProxyType({})
             continue
-        values[f.name] = _convert(hint, raw_value, f"{path}.{name}" if path else name, f.metadata)
+        where = f"{path}.{name}" if path else name
+        values[f.name] = _convert(hint, raw_value, where, f.metadata, unknown)
     return schema(**values)
 
 
 def override(section: Any, values: Mapping[str, Any], source: str) -> Any:
-    """A copy of a parsed section with some keys (file names) set, e.g. from the command line."""
+    """A copy of a parsed section with some keys (file names) set, e.g. from the command line.
+
+    A string given for a number or a boolean is read as the command line writes them
+    (``--port 53``, ``--flag=false``)."""
     hints = typing.get_type_hints(type(section))
     changes: dict[str, Any] = {}
     for key, value in values.items():
         for f in dataclasses.fields(section):
             if f.metadata.get("key", "").lower() == key.lower():
+                value = _from_text(hints[f.name], value)
                 changes[f.name] = _convert(hints[f.name], value, source, f.metadata)
                 break
         else:
             raise ConfigError(source, f"sets {key}, which {type(section).__name__} does not have")
     return dataclasses.replace(section, **changes)
+
+
+def _from_text(hint: Any, value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if hint is int and re.fullmatch(r"[+-]?\d+", text):
+        return int(text)
+    if hint is bool and text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    return value
 
 
 def _has(mapping: Mapping[str, Any], name: str) -> bool:
@@ -302,9 +299,43 @@ def parse(data: bytes | str) -> tuple[NodeConfig, list[str]]:
         raise ConfigError("", f"the file is not UTF-8 or UTF-16 text ({e.reason})") from None
     except (hjson.HjsonDecodeError, ValueError) as e:
         raise ConfigError("", f"not valid HJSON or JSON: {e}") from None
+    except OverflowError:
+        raise ConfigError("", "not valid HJSON or JSON: a number is too large") from None
+    except RecursionError:
+        raise ConfigError("", f"nested more than {MAX_DEPTH} levels deep") from None
     if not isinstance(raw, Mapping):
         raise ConfigError("", f"the file must hold an object, not {_describe(raw)}")
+    _check_depth(raw)
     return from_mapping(raw)
+
+
+def _check_depth(raw: Mapping[str, Any]) -> None:
+    """ConfigError naming the top-level key whose value nests deeper than MAX_DEPTH
+    (checked without recursion, so the check itself cannot overflow the stack)."""
+    for key, top in raw.items():
+        stack: list[tuple[Any, int]] = [(top, 1)]
+        while stack:
+            value, depth = stack.pop()
+            if depth > MAX_DEPTH:
+                raise ConfigError(str(key), f"nested more than {MAX_DEPTH} levels deep")
+            if isinstance(value, Mapping):
+                stack.extend((v, depth + 1) for v in value.values())
+            elif isinstance(value, list):
+                stack.extend((v, depth + 1) for v in value)
+
+
+def load_config(path: str | None = None, *, stdin: bool = False) -> NodeConfig:
+    """The config from the file ``path``, or from standard input with ``stdin``;
+    ConfigError names the key and the reason."""
+    if path:
+        cfg, _ = load(path)
+    elif stdin:
+        import sys
+
+        cfg, _ = parse(sys.stdin.buffer.read())
+    else:
+        raise ConfigError("", "give a config with --useconffile FILE or --useconf (stdin)")
+    return cfg
 
 
 def from_mapping(raw: Mapping[str, Any]) -> tuple[NodeConfig, list[str]]:
@@ -315,8 +346,12 @@ def from_mapping(raw: Mapping[str, Any]) -> tuple[NodeConfig, list[str]]:
     }
     extra = {k: v for k, v in raw.items() if k.lower() not in known}
     present = frozenset(known[k.lower()] for k in raw if k.lower() in known)
-    cfg = parse_section(NodeConfig, raw, "")
     warnings: list[str] = []
+    cfg = parse_section(NodeConfig, raw, "", warnings)
+    if len(cfg.if_name.encode()) > MAX_IF_NAME:
+        raise ConfigError(
+            "IfName", f"{cfg.if_name!r} is longer than the {MAX_IF_NAME} bytes Linux allows"
+        )
 
     first = _find(raw, "MulticastInterfaces")
     if isinstance(first, list) and first and isinstance(first[0], Mapping):
@@ -364,9 +399,6 @@ def from_mapping(raw: Mapping[str, Any]) -> tuple[NodeConfig, list[str]]:
             )
     if cfg.node_info is not None and not isinstance(cfg.node_info, Mapping):
         raise ConfigError("NodeInfo", f"expected an object or null, got {_describe(cfg.node_info)}")
-    for label, records in cfg.meshname.config.items():
-        if not records:
-            warnings.append(f"Meshname.Config.{label}: no records")
     return dataclasses.replace(cfg, extra=types.MappingProxyType(extra), present=present), warnings
 
 
@@ -408,11 +440,24 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def to_data(cfg: NodeConfig, *, sections: str = "present") -> dict[str, Any]:
+@dataclass(frozen=True)
+class Section:
+    """A top-level section declared outside this module (a feature's): its name, schema
+    and the comment genconf writes above it."""
+
+    name: str
+    schema: type[Any]
+    comment: str = ""
+
+
+def to_data(
+    cfg: NodeConfig, *, sections: str = "present", declared: Sequence[Section] = ()
+) -> dict[str, Any]:
     """The config as plain data, yggdrasil's keys first in genconf order.
 
-    ``sections``: "all" adds every built-in section, "present" only those the file held;
-    sections of third-party features are kept as they were read.
+    ``sections``: "all" adds every built-in and declared section with its defaults,
+    "present" only those the file held.  Declared sections are normalised by their schema;
+    other unknown sections are kept as they were read.
     """
     data: dict[str, Any] = {}
     by_key = {
@@ -421,13 +466,19 @@ def to_data(cfg: NodeConfig, *, sections: str = "present") -> dict[str, Any]:
     for key, name in by_key.items():
         if key in CORE_KEYS or sections == "all" or key in cfg.present:
             data[key] = _plain(getattr(cfg, name))
-    data.update({k: _plain(v) for k, v in cfg.extra.items()})
+    for section in declared:
+        raw = _find(cfg.extra, section.name)
+        if raw is not None or sections == "all":
+            data[section.name] = _plain(cfg.section(section.name, section.schema))
+    names = {section.name.lower() for section in declared}
+    data.update({k: _plain(v) for k, v in cfg.extra.items() if k.lower() not in names})
     return data
 
 
-def to_json(cfg: NodeConfig, *, sections: str = "present") -> str:
+def to_json(cfg: NodeConfig, *, sections: str = "present", declared: Sequence[Section] = ()) -> str:
     # Go's json.MarshalIndent escapes <, > and & in strings; so do we.
-    text = json.dumps(to_data(cfg, sections=sections), indent=2, ensure_ascii=False)
+    data = to_data(cfg, sections=sections, declared=declared)
+    text = json.dumps(data, indent=2, ensure_ascii=False)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
@@ -461,14 +512,6 @@ smallest allowed is 1280.""",
 the NodeInfo this node gives to whoever asks.""",
     "NodeInfo": """Anything you want others to see when they ask this node for its
 NodeInfo, as an object, e.g. { name: "my node" }. Visible to the whole network.""",
-    "Autopeering": """Popura's autopeering: with no peers connected, pick one of the 10 peers
-with least latency from a public list and keep one such peer connected.""",
-    "Meshname": """Popura's meshname: a DNS server for .meshname names on Listen. Config
-maps a label of yours to zone-file records served for it.""",
-    "RAdv": """Popura's router advertisements: give the LAN on Interface addresses in
-this node's 300::/64 subnet by SLAAC (needs IPv6 forwarding on).""",
-    "DHTCrawler": """Popura's crawler: the getDHTCrawl admin method, which walks the whole
-network.""",
     "AdminAMP": """An AMP admin endpoint for Python tools, as a Twisted endpoint string,
 e.g. tcp:port=9002:interface=\\:\\:1. Empty: off.""",
     "AdminShell": """An SSH admin shell (public-key login only) on a Twisted endpoint
@@ -476,13 +519,16 @@ string, e.g. tcp:port=9022:interface=\\:\\:1. Empty Listen: off.""",
 }
 
 
-def to_hjson(cfg: NodeConfig, *, sections: str = "present") -> str:
+def to_hjson(
+    cfg: NodeConfig, *, sections: str = "present", declared: Sequence[Section] = ()
+) -> str:
     """Commented HJSON in the layout yggdrasil's genconf uses."""
+    comments = {**COMMENTS, **{s.name: s.comment for s in declared if s.comment}}
     lines = ["{"]
-    for key, value in to_data(cfg, sections=sections).items():
+    for key, value in to_data(cfg, sections=sections, declared=declared).items():
         if key == "NodeInfo" and value is None:
             value = {}  # as Go's HJSON encoder writes a nil map
-        comment = COMMENTS.get(key)
+        comment = comments.get(key)
         if comment:
             lines.extend(f"  # {line}" for line in comment.splitlines())
         body = hjson.dumps({key: value}).splitlines()[1:-1]

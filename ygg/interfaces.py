@@ -1,17 +1,41 @@
-"""The zope interfaces of ygg: what plugins see of the node, and what a feature provides.
+"""The public plugin API of ygg: everything a feature (built-in or third-party) may use.
 
-A plugin (a module in the ``ygg.plugins`` namespace, ours or a third party's) holds a
-module-level object providing ``twisted.plugin.IPlugin`` and ``IFeature``.  The node finds
-it with ``twisted.plugin.getPlugins`` at start-up and, when the feature's config section
-enables it, calls ``makeService(node, section)`` with an ``INode``.  That facade is all a
-plugin may touch: it must not import the node's internals.
+A feature is an object providing ``IFeature``, named by an entry point in the group
+``ygg.features`` of its distribution (see docs/plugins.md).  The node loads it at start
+and, when the feature's config section enables it, calls ``makeService(node, section)``
+with an ``INode``.  That facade, the types below and the small helper modules
+``ygg.address``, ``ygg.errors``, ``ygg.gojson`` and ``ygg.adminclient`` are the whole API:
+a feature must not import the node's other modules, which may change at any release.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from zope.interface import Attribute, Interface
+
+from ygg.config import NodeConfig, load_config, setting
+from ygg.errors import ConfigError, DecodeError, YggError
+
+__all__ = [
+    "AdminError",
+    "Arg",
+    "Command",
+    "ConfigError",
+    "DecodeError",
+    "FeatureOption",
+    "IFeature",
+    "INode",
+    "Method",
+    "NodeConfig",
+    "PeerSummary",
+    "YggError",
+    "format_config",
+    "load_config",
+    "setting",
+]
 
 
 @dataclass(frozen=True)
@@ -28,13 +52,81 @@ class FeatureOption:
     takes_value: bool = False
 
 
+@dataclass(frozen=True)
+class Command:
+    """A subcommand a feature adds to the ``ygg`` command line: ``ygg NAME ARGS…``.
+
+    ``run(argv)`` gets the arguments after the name and returns the exit status.  Keep the
+    feature's module cheap to import: import what the command needs inside ``run``.
+    ``go_flag`` also accepts yggdrasil's single-dash spelling ``ygg … -NAME …``, in which
+    case ``run`` gets the whole command line.
+    """
+
+    name: str
+    help: str
+    run: Callable[[list[str]], int]
+    go_flag: bool = False
+
+
+# --------------------------------------------------------------------------- admin methods
+
+
+class AdminError(YggError):
+    """A method's error; ``str(e)`` is what the client is told (yggdrasilctl prints it)."""
+
+
+@dataclass(frozen=True)
+class Arg:
+    """An argument of an admin method."""
+
+    name: str
+    #: "string", "bool" or "number": the JSON type the argument must have.
+    kind: str = "string"
+    help: str = ""
+
+
+Handler = Callable[[Any, dict[str, Any]], Any]
+
+
+@dataclass(frozen=True)
+class Method:
+    """One admin method, answered on every front door (JSON socket, AMP, SSH shell)."""
+
+    name: str  # e.g. "getPeers"; matched case-insensitively, listed lower-case
+    description: str  # what ``list`` shows
+    handler: Handler  # (node, arguments) -> plain data, or a Deferred of it
+    args: tuple[Arg, ...] = ()
+    #: The Go request type, for decode error texts ("… Go struct field AddPeerRequest.uri …").
+    go_request: str = ""
+    #: Shown by the SSH shell's help (the yggdrasilctl description is ``description``).
+    help: str = ""
+    #: Which key of the reply holds the rows a table shows (e.g. "peers").
+    table: str | None = None
+
+    @property
+    def key(self) -> str:
+        return self.name.lower()
+
+    @property
+    def fields(self) -> list[str]:
+        return [arg.name for arg in self.args]
+
+
+# --------------------------------------------------------------------------- interfaces
+
+
 class IFeature(Interface):
-    """An optional part of the node, off unless its config section enables it."""
+    """An optional part of the node, off unless its config section enables it.
+
+    Two attributes are optional (the node reads them when they are there):
+    ``description``, a few lines about the section that ``ygg genconf`` writes above it,
+    and ``commands``, a sequence of ``Command``: the feature's ``ygg`` subcommands.
+    """
 
     name = Attribute("Short name, e.g. 'autopeer'; shown in the start-up log.")
     section = Attribute("Name of its top-level config section, e.g. 'Autopeering'.")
     schema = Attribute(
-        "Frozen dataclass type of that section (fields made with ygg.config.setting), "
+        "Frozen dataclass type of that section (fields made with ygg.interfaces.setting), "
         "with a boolean field 'enable' read from the key 'Enable'."
     )
     options = Attribute("Sequence of FeatureOption: its command-line switches.")
@@ -44,10 +136,10 @@ class IFeature(Interface):
 
 
 class INode(Interface):
-    """The node as plugins see it."""
+    """The node as a feature sees it."""
 
     reactor = Attribute("The reactor the node runs on (IReactorTime, IReactorTCP, …).")
-    config = Attribute("The whole ygg.config.NodeConfig, read-only.")
+    config = Attribute("The node's NodeConfig (yggdrasil's own keys), read-only.")
     public_key = Attribute("32-byte ed25519 public key (bytes).")
     address = Attribute("16-byte 200::/7 address (bytes).")
     subnet = Attribute("8-byte prefix of the 300::/64 subnet (bytes).")
@@ -55,11 +147,23 @@ class INode(Interface):
     def features():
         """Names of the features running on this node."""
 
+    def feature_config(name):
+        """The parsed config section (its schema's dataclass) of the running feature
+        ``name``, or None when that feature is not running."""
+
     def tun_enabled():
         """Whether the node's TUN is up (so 200::/7 on this host leads into the mesh)."""
 
     def register_admin_method(method):
-        """Add a ``ygg.admin.registry.Method`` to the admin API (all three front doors)."""
+        """Add a ``Method`` to the admin API (all three front doors).
+
+        Returns True, or False when the name (compared case-insensitively) is taken by the
+        node or another feature; the node then logs one line naming both and the method is
+        not added.  A feature's methods are removed when its service stops, so registering
+        them in ``startService`` is right for a service that may be started again."""
+
+    def unregister_admin_method(name):
+        """Remove one of this feature's own admin methods (others' are left alone)."""
 
     def call_admin(name, arguments=None):
         """Run an admin method by name (as the front doors do); Deferred of its reply."""
@@ -76,13 +180,17 @@ class INode(Interface):
     def call_peer(uri, interface=""):
         """Dial ``uri`` once (not kept up when it drops, as yggdrasil's CallPeer).  Deferred
         that fires when the link passed its handshake, or fails with the reason (the Go
-        node's error text).  Raises ``ygg.links.uri.LinkURIError`` for a bad URI."""
+        node's error text).  Raises ``ConfigError`` for a bad URI."""
+
+    def resolve_dial_address(host):
+        """Deferred of the IP address (text) a dial to host name ``host`` goes to, as the
+        node's links choose it; fails with ``YggError`` when the name has no address."""
 
     # -- asking other nodes -------------------------------------------------------------------
 
     def get_node_info(key):
         """Deferred of the NodeInfo (a dict) of the node with this 32-byte key; fails with
-        ``ygg.admin.registry.AdminError("Timed out waiting for response")`` after 6 s."""
+        ``AdminError("Timed out waiting for response")`` after 6 s."""
 
     def remote_get_self(key):
         """Deferred of a remote node's debug getSelf: ``{"key": hex, "coords": "[1 2]"}``."""
@@ -96,10 +204,18 @@ class INode(Interface):
 
 @dataclass(frozen=True)
 class PeerSummary:
-    """One link that is up, as plugins see it."""
+    """One link that is up, as features see it."""
 
     key: bytes
     remote: str  # the link's name: the dialled URI, or tcp://ip:port for inbound
     inbound: bool
     uptime: float
     port: int
+
+
+def format_config(config: NodeConfig, *, json: bool = False) -> str:
+    """The config as ``ygg normaliseconf`` prints it: HJSON (or JSON), defaults filled in,
+    every installed feature's section normalised by its schema."""
+    from ygg import features
+
+    return features.format_config(config, json=json)

@@ -7,23 +7,24 @@ from collections.abc import Mapping
 from typing import Any
 
 from twisted.application.service import MultiService
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from zope.interface import implementer
 
 from ygg import address as addr
 from ygg import features as feature_registry
 from ygg.admin.json_socket import AdminListenError, AdminSocketService
 from ygg.admin.methods import builtin_registry
-from ygg.admin.registry import Method
 from ygg.config import NodeConfig
 from ygg.core.core import IPV6_MTU, Core
 from ygg.core.nodeinfo import build_node_info
 from ygg.core.proto import ProtoHandler
-from ygg.errors import ConfigError
-from ygg.interfaces import INode, PeerSummary
+from ygg.errors import ConfigError, YggError
+from ygg.featurehost import FeatureHost, FeatureNode
+from ygg.interfaces import INode, Method, PeerSummary
 from ygg.ipv6.layer import IPv6Layer
 from ygg.links.manager import Links
 from ygg.links.multicast import Multicast
+from ygg.links.netutil import resolve_dial_address
 from ygg.tun.device import TunError, TunService
 
 log = Logger(namespace="ygg")
@@ -39,7 +40,7 @@ class Node(MultiService):
         reactor: Any,
         *,
         feature_options: Mapping[str, Any] | None = None,
-        available_features: list[Any] | None = None,
+        discovery: feature_registry.Discovery | None = None,
         warnings: list[str] | None = None,
     ) -> None:
         super().__init__()
@@ -53,10 +54,13 @@ class Node(MultiService):
         self.address = addr.address_for_key(key.public)
         self.subnet = addr.subnet_for_key(key.public)
         self._warnings = list(warnings or ())
-        self._available = (
-            feature_registry.discover() if available_features is None else available_features
-        )
-        self._enabled: list[str] = []
+        found = feature_registry.discover() if discovery is None else discovery
+        self._available = found.features
+        #: feature name -> why it is off (failed to load, to build or to start).
+        self._failed = {f.name: f.reason for f in found.failures}
+        self._warnings += found.notes
+        self._hosts: dict[str, FeatureHost] = {}
+        self._sections: dict[str, Any] = {}
         self.core = Core(key, reactor)
         self.router = self.core.router
         self.proto = ProtoHandler(
@@ -110,12 +114,31 @@ class Node(MultiService):
             if section.lower() not in claimed:
                 self._warnings.append(f"unknown config key {section!r} ignored")
         for feature in self._available:
-            section = feature_registry.feature_config(feature, self.config, feature_options)
-            if feature_registry.is_enabled(section):
-                service = feature.makeService(self, section)
-                service.setName(f"feature:{feature.name}")
-                service.setServiceParent(self)
-                self._enabled.append(feature.name)
+            # A bad setting is the user's error and stops the node (ConfigError), as any
+            # config error does; anything else the feature raises turns only it off.
+            section = feature_registry.feature_config(
+                feature, self.config, feature_options, self._warnings
+            )
+            if not feature_registry.is_enabled(section):
+                continue
+            view = FeatureNode(self, feature.name, self.admin)
+            try:
+                host = FeatureHost(feature.name, feature.makeService(view, section), view)
+            except ConfigError:
+                raise
+            except Exception as e:
+                self._failed[feature.name] = feature_registry.describe(e)
+                log.error(
+                    "Feature {feature} failed to start: {reason}; it is off",
+                    feature=feature.name,
+                    reason=self._failed[feature.name],
+                )
+                log.failure("Feature {feature}", feature=feature.name, level=LogLevel.debug)
+                view.drop_admin_methods()
+                continue
+            host.setServiceParent(self)
+            self._hosts[feature.name] = host
+            self._sections[feature.name] = section
 
     def _send_proto(self, dest: bytes, message: bytes) -> None:
         try:
@@ -126,13 +149,27 @@ class Node(MultiService):
     # -- INode ------------------------------------------------------------------------
 
     def features(self) -> list[str]:
-        return list(self._enabled)
+        return [name for name, host in self._hosts.items() if host.failure is None]
+
+    def feature_config(self, name: str) -> Any:
+        return self._sections.get(name) if name in self.features() else None
+
+    def feature_status(self) -> dict[str, str]:
+        """Every installed feature: "on", "off" or "failed: <reason>"."""
+        status = {f.name: "off" for f in self._available}
+        for name, host in self._hosts.items():
+            status[name] = "on" if host.failure is None else f"failed: {host.failure}"
+        status.update({name: f"failed: {reason}" for name, reason in self._failed.items()})
+        return dict(sorted(status.items()))
 
     def tun_enabled(self) -> bool:
         return self.tun.enabled
 
-    def register_admin_method(self, method: Method) -> None:
-        self.admin.register(method)
+    def register_admin_method(self, method: Method) -> bool:
+        return FeatureNode(self, "ygg", self.admin).register_admin_method(method)
+
+    def unregister_admin_method(self, name: str) -> None:
+        self.admin.unregister(name, "ygg")
 
     def call_admin(self, name: str, arguments: dict[str, Any] | None = None) -> Any:
         return self.admin.call(self, name, arguments)
@@ -157,6 +194,9 @@ class Node(MultiService):
 
     def call_peer(self, uri: str, interface: str = "") -> Any:
         return self.links.call(uri, interface).addCallback(lambda _: None)
+
+    def resolve_dial_address(self, host: str) -> Any:
+        return resolve_dial_address(self.reactor, host, YggError)
 
     def get_node_info(self, key: bytes) -> Any:
         return self.proto.get_node_info(key)
@@ -190,9 +230,7 @@ class Node(MultiService):
     def _announce(self) -> None:
         log.info(
             "Features: {features}",
-            features=", ".join(
-                f"{f.name} ({'on' if f.name in self._enabled else 'off'})" for f in self._available
-            )
+            features=", ".join(f"{name} ({state})" for name, state in self.feature_status().items())
             or "none installed",
         )
         log.info("Your public key is {key}", key=self.public_key.hex())

@@ -37,8 +37,8 @@ def _feature_switches(features: list[Any]) -> tuple[list[list[Any]], list[list[A
     return flags, params
 
 
-_FEATURES = feature_registry.discover()
-_FEATURE_FLAGS, _FEATURE_PARAMS = _feature_switches(_FEATURES)
+_DISCOVERY = feature_registry.discover()
+_FEATURE_FLAGS, _FEATURE_PARAMS = _feature_switches(list(_DISCOVERY.features))
 
 
 class Options(usage.Options):
@@ -58,7 +58,7 @@ class Options(usage.Options):
         *_FEATURE_PARAMS,
     ]
 
-    features = _FEATURES
+    discovery = _DISCOVERY
     log_level: LogLevel = logs.LEVELS[logs.DEFAULT]
 
     def opt_loglevel(self, name: str) -> None:
@@ -83,7 +83,7 @@ class Options(usage.Options):
             raise config_error(e, path or "autoconf") from None
         self.feature_options = {
             option.name: self[option.name] if option.takes_value else True
-            for option in feature_registry.options_of(self.features)
+            for option in feature_registry.options_of(self.discovery.features)
             if self[option.name]
         }
 
@@ -98,7 +98,7 @@ def makeService(options: Options, reactor: Any = None) -> Any:
             options.node_config,
             reactor,
             feature_options=options.feature_options,
-            available_features=options.features,
+            discovery=options.discovery,
             warnings=options.config_warnings,
         )
     except ConfigError as e:

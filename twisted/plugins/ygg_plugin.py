@@ -1,3 +1,6 @@
 from twisted.application.service import ServiceMaker
 
-ygg = ServiceMaker("ygg", "ygg.tap", "A Yggdrasil v0.4 mesh network node", "ygg")
+from ygg import plugincache
+
+plugincache.quiet()  # why: ygg/plugincache.py
+ygg = ServiceMaker("ygg", "ygg.tap", "A Yggdrasil mesh network node", "ygg")

@@ -8,50 +8,27 @@ the method's declared fields with the error texts Go's decoder gives.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from twisted.internet.defer import Deferred, fail, maybeDeferred
 
-from ygg.errors import YggError
+from ygg.interfaces import AdminError, Arg, Method
+
+__all__ = ["BUILTIN", "AdminError", "Arg", "Method", "MethodTaken", "Registry"]
+
+#: The owner of the node's own methods.
+BUILTIN = "ygg"
 
 
-class AdminError(YggError):
-    """A method's error; ``str(e)`` is what the client is told (yggdrasil's text)."""
+class MethodTaken(Exception):
+    """A method name (compared case-insensitively) that another owner registered first."""
 
-
-@dataclass(frozen=True)
-class Arg:
-    name: str
-    #: "string", "bool" or "number": the JSON type the argument must have.
-    kind: str = "string"
-    help: str = ""
-
-
-Handler = Callable[[Any, dict[str, Any]], Any]
-
-
-@dataclass(frozen=True)
-class Method:
-    name: str  # as yggdrasil spells it, e.g. "getPeers"; matched case-insensitively
-    description: str
-    handler: Handler  # (node, arguments) -> plain data, or a Deferred of it
-    args: tuple[Arg, ...] = ()
-    #: The Go request type, for decode error texts ("… Go struct field AddPeerRequest.uri …").
-    go_request: str = ""
-    #: Shown by the SSH shell's help (the yggdrasilctl description is ``description``).
-    help: str = ""
-    #: Which key of the reply holds the rows a table shows (e.g. "peers").
-    table: str | None = None
-
-    @property
-    def key(self) -> str:
-        return self.name.lower()
-
-    @property
-    def fields(self) -> list[str]:
-        return [arg.name for arg in self.args]
+    def __init__(self, method: Method, owner: str) -> None:
+        super().__init__(method.name, owner)
+        self.method = method
+        self.owner = owner
 
 
 _JSON_KIND = {"string": str, "bool": bool, "number": (int, float)}
@@ -74,14 +51,26 @@ def _go_type(value: Any) -> str:
 @dataclass
 class Registry:
     methods: dict[str, Method] = field(default_factory=dict)
+    #: Who registered each method (by key): BUILTIN or a feature's name.
+    owners: dict[str, str] = field(default_factory=dict)
 
-    def register(self, method: Method) -> None:
+    def register(self, method: Method, owner: str = BUILTIN) -> None:
+        """Add a method; MethodTaken when its name is taken (the first owner keeps it)."""
         if method.key in self.methods:
-            raise ValueError("handler already exists")
+            raise MethodTaken(method, self.owners[method.key])
         self.methods[method.key] = method
+        self.owners[method.key] = owner
 
-    def unregister(self, name: str) -> None:
-        self.methods.pop(name.lower(), None)
+    def unregister(self, name: str, owner: str | None = None) -> bool:
+        """Remove a method (only if ``owner`` registered it, when given); whether it was."""
+        key = name.lower()
+        if key not in self.methods or (owner is not None and self.owners[key] != owner):
+            return False
+        del self.methods[key], self.owners[key]
+        return True
+
+    def owned_by(self, owner: str) -> list[str]:
+        return [key for key, who in self.owners.items() if who == owner]
 
     def lookup(self, name: str) -> Method | None:
         return self.methods.get(name.lower())

@@ -48,9 +48,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from ygg import address as addr
-from ygg.admin.registry import AdminError, Method
-from ygg.config import DHTCrawlerConfig
-from ygg.interfaces import INode
+from ygg.interfaces import AdminError, INode, Method
+from ygg.popura.crawler import DHTCrawlerConfig
 
 log = Logger(namespace="ygg.crawler")
 
@@ -473,8 +472,13 @@ class CrawlerService(Service):
     """The feature: registers ``getDHTCrawl`` and ``getDHTCrawlProgress``."""
 
     def __init__(self, node: INode, config: DHTCrawlerConfig, **crawler_options: Any) -> None:
+        self.node = node
         self.config = config
         self.crawler = Crawler(node, **crawler_options)
+
+    def startService(self) -> None:
+        super().startService()
+        node = self.node
         node.register_admin_method(
             Method(
                 "getDHTCrawl",

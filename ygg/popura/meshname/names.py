@@ -1,30 +1,25 @@
-"""Meshname: names derived from mesh addresses, and the ``ygg`` commands that work with them.
+"""Meshname names: derived from mesh addresses.
 
 A node owns the DNS zone ``<label>.meshname.``, where ``<label>`` is its 16-byte address in
 RFC 4648 base32 without the padding, lowercased (26 characters).  Whoever wants a name in
 that zone asks the DNS server on UDP port 53 of the address the label decodes to.
 
 This module holds the encoding, the table of top-level domains and what they map to, the
-``Listen`` address syntax, and the commands ``ygg meshname encode|decode`` and
-``ygg meshnameconf``.  ``ygg.cli`` imports it at every start, so it stays cheap: the DNS
-server (``ygg.popura.meshname_dns``) and the zone records (``ygg.popura.meshname_zone``)
-are imported only when the feature runs.
+``Listen`` address syntax and the text of a ``Meshname`` section.  It stays cheap to
+import (the commands use it); the DNS server and the zone records are imported only when
+the feature runs.
 """
 
 from __future__ import annotations
 
-import argparse
 import base64
 import binascii
-import dataclasses
 import ipaddress
 import json
-import sys
 from collections.abc import Mapping
 from typing import Any
 
-from ygg.cli import command, read_config
-from ygg.errors import ConfigError, YggError
+from ygg.interfaces import ConfigError, YggError
 
 #: Top-level domains served, each with the network its labels must decode into.  Popura
 #: 0.4.x passes ygg, meshname and popura; vapordns is the name Popura 0.4.0+popura2 used.
@@ -159,102 +154,6 @@ def format_section(section: Mapping[str, Any]) -> str:
         lines.append("    ]")
     lines += ["  }", "}"]
     return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------- commands
-
-
-def _fail(message: str) -> int:
-    print(f"ygg: {message}", file=sys.stderr)
-    return 1
-
-
-@command("meshname", "meshname labels: encode ADDRESS, decode NAME")
-def cmd_meshname(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="ygg meshname", description="Convert between mesh addresses and meshname labels."
-    )
-    sub = parser.add_subparsers(dest="action", required=True)
-    encode = sub.add_parser("encode", help="print the label of an IPv6 address")
-    encode.add_argument("address")
-    decode = sub.add_parser("decode", help="print the address of a label or meshname domain")
-    decode.add_argument("name")
-    args = parser.parse_args(argv)
-    try:
-        if args.action == "encode":
-            print(domain_from_ip(args.address))
-        else:
-            print(address_of_name(args.name))
-    except MeshnameError as e:
-        return _fail(str(e))
-    return 0
-
-
-@command("meshnameconf", "print a Meshname config section for a node (its default AAAA record)")
-def cmd_meshnameconf(argv: list[str]) -> int:
-    from ygg import address as addr
-    from ygg import config as node_config
-
-    parser = argparse.ArgumentParser(
-        prog="ygg meshnameconf",
-        description=(
-            "Print a Meshname section, enabled, serving the AAAA record of ADDRESS (or of "
-            "the node whose config is given) under its own label."
-        ),
-    )
-    parser.add_argument("address", nargs="?", help="an IPv6 address (default: the node's)")
-    # yggdrasil's spellings too: `ygg -useconffile F -meshnameconf [-json]` comes here whole.
-    parser.add_argument(
-        "--useconffile", "--config", "-c", "-useconffile", metavar="FILE", help="config file"
-    )
-    parser.add_argument(
-        "--useconf", "-useconf", action="store_true", help="read the config from stdin"
-    )
-    parser.add_argument("--json", "-json", action="store_true", help="print JSON, not HJSON")
-    parser.add_argument(
-        "--full",
-        action="store_true",
-        help="print the whole config, normalised, with that section (as Popura's -meshnameconf)",
-    )
-    parser.add_argument("-meshnameconf", dest="go", action="store_true", help=argparse.SUPPRESS)
-    args, unknown = parser.parse_known_args(argv)
-    if unknown and not args.go:
-        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
-    # Popura 0.4's `-useconffile F -meshnameconf` printed the whole config; 0.3's
-    # `-meshnameconf ADDRESS` only the records.  yggdrasil's other flags are ignored.
-    args.full = args.full or (args.go and bool(args.useconffile or args.useconf))
-    cfg = None
-    if args.useconffile or args.useconf:
-        try:
-            cfg = read_config(args.useconffile, args.useconf)
-        except ConfigError as e:
-            return _fail(str(e))
-    elif args.address is None or args.full:
-        return _fail("give an ADDRESS, or a config with --useconffile FILE or --useconf (stdin)")
-    if args.address is not None:
-        try:
-            address = ip_from_text(args.address)
-        except MeshnameError as e:
-            return _fail(str(e))
-    else:
-        assert cfg is not None
-        # As `ygg address`: the last 32 bytes of PrivateKey are the public key.
-        key = bytes.fromhex(cfg.private_key)[32:]
-        address = ipaddress.IPv6Address(addr.address_for_key(key))
-    if cfg is None:
-        section = section_for(address)
-    else:
-        section = section_for(address, cfg.meshname.listen, cfg.meshname.config)
-    if args.full:
-        assert cfg is not None
-        meshname = node_config.parse_section(node_config.MeshnameConfig, section, "Meshname")
-        full = dataclasses.replace(cfg, meshname=meshname, present=cfg.present | {"Meshname"})
-        print(node_config.to_json(full) if args.json else node_config.to_hjson(full))
-    elif args.json:
-        print(json.dumps({"Meshname": section}, indent=2))
-    else:
-        print(format_section(section))
-    return 0
 
 
 def ip_from_text(text: str) -> ipaddress.IPv6Address:

@@ -7,118 +7,36 @@ prints a line on standard error whenever the figures change (nodes found, answer
 pending).  The result is written as the node sent it, to FILE or standard output, and a
 summary line goes to standard error.
 
-The endpoint defaults as yggdrasilctl's does: ``AdminListen`` of
-/etc/yggdrasil/yggdrasil.conf when that file sets one, else
-``unix:///var/run/yggdrasil/yggdrasil.sock``.  ``unix:///path``, ``tcp://host:port`` and a
-bare ``host:port`` are understood.
+The endpoint defaults as yggdrasilctl's does (``ygg.adminclient.default_endpoint``).
 
-``ygg.cli`` imports this module at every start, so it stays cheap: plain sockets, no
-Twisted.  The crawl itself is ``ygg.popura.crawler_service``, run by the node.
+Plain sockets (``ygg.adminclient``), no Twisted.  The crawl itself is
+``ygg.popura.crawler.service``, run by the node.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import select
-import socket
 import sys
 import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from ygg import config as node_config
 from ygg import gojson
-from ygg.cli import command
-from ygg.errors import ConfigError, YggError
+from ygg.adminclient import (
+    DEFAULT_CONFIG_FILE,
+    DEFAULT_ENDPOINT,
+    MAX_REPLY,
+    AdminClientError,
+    call,
+    connect,
+    decode_reply,
+    default_endpoint,
+    encode_request,
+)
 
-DEFAULT_ENDPOINT = node_config.DEFAULT_ADMIN_LISTEN
-DEFAULT_CONFIG_FILE = "/etc/yggdrasil/yggdrasil.conf"
-#: Seconds to wait for a connection, and for a progress reply.
-CONNECT_TIMEOUT = 10.0
+#: Seconds to wait for a progress reply.
 PROGRESS_TIMEOUT = 5.0
-#: Replies larger than this are refused (a crawl of 100,000 nodes is well under).
-MAX_REPLY = 512 << 20
-
-# Numbers keep their text (NodeInfo's), so the result is written out as the node sent it.
-_decoder = json.JSONDecoder(parse_float=gojson.GoNumber, parse_int=gojson.GoNumber)
-
-
-class AdminClientError(YggError):
-    """The admin socket could not be reached or gave no usable reply."""
-
-
-def default_endpoint(config_file: str = DEFAULT_CONFIG_FILE) -> str:
-    """yggdrasilctl's choice: the config file's AdminListen when it sets one."""
-    try:
-        with open(config_file, "rb") as f:
-            cfg, _ = node_config.parse(f.read())
-    except (OSError, ConfigError):
-        return DEFAULT_ENDPOINT
-    if "AdminListen" in cfg.present and cfg.admin_listen not in ("none", ""):
-        return cfg.admin_listen
-    return DEFAULT_ENDPOINT
-
-
-def connect(endpoint: str, timeout: float = CONNECT_TIMEOUT) -> socket.socket:
-    """A connected socket to ``unix:///path``, ``tcp://host:port`` or ``host:port``."""
-    try:
-        if endpoint.lower().startswith("unix://"):
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.settimeout(timeout)
-            try:
-                sock.connect(endpoint[7:])
-            except OSError:
-                sock.close()
-                raise
-            return sock
-        hostport = endpoint[6:] if endpoint.lower().startswith("tcp://") else endpoint
-        host, _, port = hostport.rpartition(":")
-        return socket.create_connection((host.strip("[]") or "localhost", int(port)), timeout)
-    except (OSError, ValueError) as e:
-        raise AdminClientError(f"cannot reach the admin socket {endpoint}: {e}") from None
-
-
-def encode_request(name: str) -> bytes:
-    return json.dumps({"request": name, "arguments": {}}).encode() + b"\n"
-
-
-def decode_reply(data: bytes) -> Any:
-    """The reply's ``response``; AdminClientError with the node's text on an error."""
-    try:
-        text = data.decode()
-        reply, _ = _decoder.raw_decode(text.lstrip())
-    except (UnicodeDecodeError, ValueError):
-        raise AdminClientError("the admin socket sent no valid JSON reply") from None
-    if not isinstance(reply, dict):
-        raise AdminClientError("the admin socket sent no valid JSON reply")
-    if reply.get("status") != "success":
-        raise AdminClientError(str(reply.get("error") or "the request failed"))
-    return reply.get("response")
-
-
-def _read_all(sock: socket.socket) -> bytes:
-    data = b""
-    while True:
-        chunk = sock.recv(1 << 16)
-        if not chunk:
-            return data
-        data += chunk
-        if len(data) > MAX_REPLY:
-            raise AdminClientError("the admin socket's reply is too large")
-
-
-def call(endpoint: str, name: str, timeout: float = PROGRESS_TIMEOUT) -> Any:
-    """One request on a connection of its own; its response."""
-    sock = connect(endpoint, timeout)
-    try:
-        sock.settimeout(timeout)
-        sock.sendall(encode_request(name))
-        return decode_reply(_read_all(sock))
-    except OSError as e:
-        raise AdminClientError(f"{name}: {e}") from None
-    finally:
-        sock.close()
 
 
 def _count(value: Any) -> int:
@@ -162,7 +80,7 @@ def crawl(
     try:
         sock.sendall(encode_request("getDHTCrawl"))
         sock.setblocking(False)
-        data = b""
+        data = bytearray()
         last = ""
         polling = True
         next_poll = monotonic() + interval
@@ -180,7 +98,7 @@ def crawl(
             if not polling:
                 continue
             try:
-                progress = call(endpoint, "getDHTCrawlProgress")
+                progress = call(endpoint, "getDHTCrawlProgress", timeout=PROGRESS_TIMEOUT)
             except AdminClientError as e:
                 # A node without the progress method, or one too busy to answer: wait
                 # for the crawl without progress lines.
@@ -198,7 +116,7 @@ def crawl(
         sock.close()
     if not data.strip():
         raise AdminClientError("the admin socket closed without a reply")
-    return decode_reply(data)
+    return decode_reply(bytes(data))
 
 
 def main(argv: list[str], out: TextIO | None = None, err: TextIO | None = None) -> int:
@@ -248,8 +166,3 @@ def main(argv: list[str], out: TextIO | None = None, err: TextIO | None = None) 
         out.flush()
     print(summary_line(response), file=err)
     return 0
-
-
-command("crawl", "crawl the whole network through a node's getDHTCrawl (DHTCrawler enabled)")(
-    lambda argv: main(argv)
-)

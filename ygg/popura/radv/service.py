@@ -46,10 +46,8 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from ygg import address as addr
-from ygg.config import RAdvConfig
-from ygg.errors import DecodeError, YggError
-from ygg.interfaces import INode
-from ygg.popura import ndp
+from ygg.interfaces import DecodeError, INode, YggError
+from ygg.popura.radv import RAdvConfig, ndp
 
 log = Logger(namespace="ygg.radv")
 
@@ -535,7 +533,10 @@ class RAdvService(Service):
         server running here cannot be reached there."""
         if not self.config.dns or "meshname" not in self.node.features():
             return
-        listen = self.node.config.meshname.listen
+        meshname = self.node.feature_config("meshname")
+        if meshname is None:
+            return
+        listen = meshname.listen
         host, _, port = listen.rpartition(":")
         host = host.strip("[]").split("%", 1)[0]
         reachable = port == "53" and (

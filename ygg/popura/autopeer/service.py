@@ -62,18 +62,14 @@ from twisted.internet.defer import (
     succeed,
 )
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint
-from twisted.internet.error import DNSLookupError
 from twisted.internet.error import TimeoutError as ConnectTimeout
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from ygg.admin.registry import Method
-from ygg.config import AutopeeringConfig
-from ygg.errors import ConfigError
-from ygg.interfaces import INode
-from ygg.links.netutil import resolve_dial_address
+from ygg.interfaces import ConfigError, INode, Method
+from ygg.popura.autopeer import AutopeeringConfig
 
 log = Logger(namespace="ygg.autopeer")
 
@@ -237,19 +233,18 @@ class TCPProbe:
         timeout: float = PROBE_TIMEOUT,
         concurrency: int = PROBE_CONCURRENCY,
         *,
-        resolve: Callable[[str], Deferred[str]] | None = None,
+        resolve: Callable[[str], Deferred[str]],
         endpoint: Callable[[str, int], Any] | None = None,
     ) -> None:
         self.reactor = reactor
         self.timeout = timeout
         self.concurrency = concurrency
-        self.resolve = resolve or self._resolve
+        self._resolve_name = resolve
         self.endpoint = endpoint or self._endpoint
 
-    def _resolve(self, host: str) -> Deferred[str]:
-        if _is_ip(host):
-            return succeed(host)
-        return resolve_dial_address(self.reactor, host, DNSLookupError)
+    def resolve(self, host: str) -> Deferred[str]:
+        """The address a dial to ``host`` goes to (the node's choice), untimed."""
+        return succeed(host) if _is_ip(host) else self._resolve_name(host)
 
     def _endpoint(self, ip: str, port: int) -> Any:
         kind = TCP6ClientEndpoint if ":" in ip else TCP4ClientEndpoint
@@ -321,7 +316,7 @@ class AutopeerService(Service):
         self.clock = node.reactor
         lines, self.source = read_peer_list(config, builtin)
         self.candidates, self.rejected = parse_peer_list(lines)
-        self.measure: Measure = measure or TCPProbe(self.clock)
+        self.measure: Measure = measure or TCPProbe(self.clock, resolve=node.resolve_dial_address)
         self.dial = dial or node.call_peer
         self.rng = rng or random.Random()
         self.state = "stopped"
@@ -337,7 +332,12 @@ class AutopeerService(Service):
         self._failing = False
         self._loop = LoopingCall(self.check)
         self._loop.clock = self.clock
-        node.register_admin_method(
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def startService(self) -> None:
+        super().startService()
+        self.node.register_admin_method(
             Method(
                 "getAutopeer",
                 "Show the autopeering choice, its latency and the last measurements",
@@ -345,11 +345,6 @@ class AutopeerService(Service):
                 table="measurements",
             )
         )
-
-    # -- lifecycle --------------------------------------------------------------------------
-
-    def startService(self) -> None:
-        super().startService()
         for line in self.rejected:
             log.warn("Autopeering: not a tcp:// or tls:// peer, skipped: {line}", line=line)
         if not self.candidates:

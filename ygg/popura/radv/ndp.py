@@ -15,7 +15,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from ygg.errors import DecodeError
+from ygg.interfaces import DecodeError
 
 ROUTER_SOLICITATION = 133
 ROUTER_ADVERTISEMENT = 134

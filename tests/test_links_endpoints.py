@@ -3,6 +3,7 @@ memory reactor, then real tcp, tls and unix connections on loopback."""
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import stat
@@ -11,9 +12,9 @@ from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.address import IPv4Address, IPv6Address
-from twisted.internet.defer import CancelledError
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.endpoints import TCP4ServerEndpoint
-from twisted.internet.error import ConnectingCancelledError, ConnectionRefusedError
+from twisted.internet.error import TimeoutError
 from twisted.internet.interfaces import (
     IHostnameResolver,
     IStreamClientEndpoint,
@@ -21,14 +22,13 @@ from twisted.internet.interfaces import (
 )
 from twisted.internet.testing import MemoryReactorClock
 from twisted.protocols.tls import TLSMemoryBIOFactory
-from twisted.python.failure import Failure
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from tests.test_links_support import Collecting, Echo, RealReactorTestCase, Recorder, close_all
 from ygg.keys import NodeKey
-from ygg.links import endpoints
+from ygg.links import endpoints, sockets
 from ygg.links.endpoints import (
     DialError,
     ListenError,
@@ -38,6 +38,7 @@ from ygg.links.endpoints import (
     server_endpoint,
 )
 from ygg.links.handshake import META_SIZE, decode_meta, encode_meta
+from ygg.links.netutil import SocketCallError
 from ygg.links.uri import LinkURIError, parse_listen_uri, parse_peer_uri
 
 KEY = NodeKey.generate()
@@ -103,7 +104,7 @@ class ResolveTests(SynchronousTestCase):
 
     def test_empty_host(self) -> None:
         address = self.resolve("tcp://:9001")
-        self.assertEqual((address.ip, str(address), address.twisted_host), ("", ":9001", "0.0.0.0"))
+        self.assertEqual((address.ip, str(address)), ("", ":9001"))
 
     def test_link_local_needs_a_zone(self) -> None:
         self.assertEqual(self.error("tcp://[fe80::1]:5"), "link-local address requires a zone")
@@ -111,7 +112,6 @@ class ResolveTests(SynchronousTestCase):
         address = self.resolve("tcp://[fe80::1%25eth0]:5")
         self.assertEqual((address.zone, str(address)), ("eth0", "[fe80::1%eth0]:5"))
         self.assertTrue(address.link_local)
-        self.assertEqual(address.twisted_host, "fe80::1%eth0")
         # The source interface wins over the URL's zone (§2.4).
         address = self.resolve("tcp://[fe80::1%25eth0]:5", bind_interface="wlan0")
         self.assertEqual(address.zone, "wlan0")
@@ -119,44 +119,81 @@ class ResolveTests(SynchronousTestCase):
         self.assertEqual(self.resolve("tcp://10.0.0.1:5", bind_interface="br0").zone, "")
 
 
+class Connects:
+    """Stands in for :func:`ygg.links.sockets.connect`: records each call and hands back a
+    Deferred the test fires (no socket is made)."""
+
+    def __init__(self, test: SynchronousTestCase) -> None:
+        self.calls: list[dict[str, Any]] = []
+        test.patch(sockets, "connect", self.connect)
+
+    def connect(self, reactor: Any, ip: str, port: int, zone: str, factory: Any, **kwargs: Any):
+        d: Deferred[Any] = Deferred()
+        self.calls.append(
+            {"ip": ip, "port": port, "zone": zone, "factory": factory, "d": d, **kwargs}
+        )
+        return d
+
+
 class ClientDispatchTests(SynchronousTestCase):
     def test_tcp(self) -> None:
-        fake = memory_reactor()
-        endpoint = client_endpoint(fake, parse_peer_uri("tcp://192.0.2.1:9001"), KEY)
+        connects = Connects(self)
+        endpoint = client_endpoint(memory_reactor(), parse_peer_uri("tcp://192.0.2.1:9001"), KEY)
         verifyObject(IStreamClientEndpoint, endpoint)
         d = endpoint.connect(Collecting())
-        host, port, factory, timeout, bind = fake.tcpClients[0]
-        self.assertEqual((host, port, timeout, bind), ("192.0.2.1", 9001, 5.0, None))
+        (call,) = connects.calls
+        self.assertEqual(
+            (call["ip"], call["port"], call["zone"], call["timeout"], call["source"]),
+            ("192.0.2.1", 9001, "", 5.0, None),
+        )
+        self.assertEqual(call["options"], sockets.SocketOptions())
         self.assertNoResult(d)
-        factory.clientConnectionFailed(None, Failure(ConnectionRefusedError()))
+        call["d"].errback(SocketCallError("connect", errno.ECONNREFUSED))
         self.assertEqual(
             str(self.failureResultOf(d, DialError).value),
             "dial tcp 192.0.2.1:9001: connect: connection refused",
         )
 
-    def test_zone_and_source_address(self) -> None:
-        fake = memory_reactor()
+    def test_timeout_text(self) -> None:
+        connects = Connects(self)
+        d = client_endpoint(memory_reactor(), parse_peer_uri("tcp://[2001:db8::1]:9"), KEY).connect(
+            Collecting()
+        )
+        connects.calls[0]["d"].errback(TimeoutError())
+        self.assertEqual(
+            str(self.failureResultOf(d, DialError).value), "dial tcp [2001:db8::1]:9: i/o timeout"
+        )
+
+    def test_zone_source_address_and_interface(self) -> None:
+        connects = Connects(self)
         uri = parse_peer_uri("tcp://[fe80::1%25eth0]:9001")
-        client_endpoint(fake, uri, KEY, source_address="fe80::2%eth0").connect(Collecting())
-        host, port, _, _timeout, bind = fake.tcpClients[0]
-        self.assertEqual((host, port, bind), ("fe80::1%eth0", 9001, ("fe80::2%eth0", 0)))
+        client_endpoint(
+            memory_reactor(), uri, KEY, source_address="fe80::2%eth0", bind_interface="eth1"
+        ).connect(Collecting())
+        (call,) = connects.calls
+        self.assertEqual(
+            (call["ip"], call["port"], call["zone"], call["source"]),
+            ("fe80::1", 9001, "eth1", "fe80::2%eth0"),
+        )
+        self.assertEqual(call["options"].interface, "eth1")
 
     def test_resolved_address_is_used(self) -> None:
+        connects = Connects(self)
         fake = memory_reactor()
         uri = parse_peer_uri("tls://peer.example:443")
         endpoint = client_endpoint(fake, uri, KEY, resolved=ResolvedAddress("192.0.2.9", 443))
         endpoint.connect(Collecting())
-        self.assertEqual(fake.tcpClients[0][:2], ("192.0.2.9", 443))
+        self.assertEqual((connects.calls[0]["ip"], connects.calls[0]["port"]), ("192.0.2.9", 443))
         self.assertEqual(fake.nameResolver.asked, [])
 
     def test_tls_wraps_in_tls(self) -> None:
-        fake = memory_reactor()
-        client_endpoint(fake, parse_peer_uri("tls://192.0.2.1:1?sni=x.example"), KEY).connect(
-            Collecting()
-        )
-        factory = fake.tcpClients[0][2]
-        self.assertIsInstance(factory._wrappedFactory, TLSMemoryBIOFactory)
-        connection = factory._wrappedFactory._creatorCallable(None)
+        connects = Connects(self)
+        client_endpoint(
+            memory_reactor(), parse_peer_uri("tls://192.0.2.1:1?sni=x.example"), KEY
+        ).connect(Collecting())
+        factory = connects.calls[0]["factory"]
+        self.assertIsInstance(factory, TLSMemoryBIOFactory)
+        connection = factory._creatorCallable(None)
         self.assertEqual(connection.get_servername(), b"x.example")
 
     def test_unix(self) -> None:
@@ -166,24 +203,18 @@ class ClientDispatchTests(SynchronousTestCase):
         self.assertEqual((address, timeout), ("/run/peer.sock", 5.0))
 
     def test_socks_dials_the_proxy(self) -> None:
-        fake = memory_reactor()
+        connects = Connects(self)
         uri = parse_peer_uri("socks://u:p@127.0.0.1:1080/peer.example:9001")
-        d = client_endpoint(fake, uri, KEY).connect(Collecting())
-        host, port, factory, timeout, _ = fake.tcpClients[0]
-        self.assertEqual((host, port, timeout), ("127.0.0.1", 1080, None))
-        factory.clientConnectionFailed(None, Failure(ConnectionRefusedError()))
+        d = client_endpoint(memory_reactor(), uri, KEY).connect(Collecting())
+        (call,) = connects.calls
+        self.assertEqual((call["ip"], call["port"], call["timeout"]), ("127.0.0.1", 1080, None))
+        self.assertIsNone(call["options"].congestion)
+        call["d"].errback(SocketCallError("connect", errno.ECONNREFUSED))
         self.assertEqual(
             str(self.failureResultOf(d, DialError).value),
             "socks connect tcp 127.0.0.1:1080->peer.example:9001: "
             "dial tcp 127.0.0.1:1080: connect: connection refused",
         )
-
-    def test_cancel_while_connecting(self) -> None:
-        fake = memory_reactor()
-        d = client_endpoint(fake, parse_peer_uri("tcp://192.0.2.1:1"), KEY).connect(Collecting())
-        d.cancel()
-        # Twisted's own client endpoints report a cancelled connect this way.
-        self.failureResultOf(d, ConnectingCancelledError)
 
     def test_unknown_scheme(self) -> None:
         uri = parse_listen_uri("tcp://h:1")
@@ -191,34 +222,59 @@ class ClientDispatchTests(SynchronousTestCase):
         self.assertRaises(LinkURIError, client_endpoint, memory_reactor(), bogus, KEY)
 
 
+class Listens:
+    """Stands in for :func:`ygg.links.sockets.listen`: records each call (no socket)."""
+
+    def __init__(self, test: SynchronousTestCase) -> None:
+        self.calls: list[dict[str, Any]] = []
+        test.patch(sockets, "listen", self.listen)
+
+    def listen(self, reactor: Any, ip: str, port: int, zone: str, factory: Any, **kwargs: Any):
+        self.calls.append({"ip": ip, "port": port, "zone": zone, "factory": factory, **kwargs})
+        return object()
+
+
 class ServerDispatchTests(SynchronousTestCase):
-    def listen(self, text: str, answers: Any = None, **kwargs: Any) -> tuple[Any, ...]:
-        fake = memory_reactor(answers)
-        endpoint = server_endpoint(fake, parse_listen_uri(text), KEY, **kwargs)
+    def listen(self, text: str, answers: Any = None, **kwargs: Any) -> dict[str, Any]:
+        listens = Listens(self)
+        endpoint = server_endpoint(memory_reactor(answers), parse_listen_uri(text), KEY, **kwargs)
         verifyObject(IStreamServerEndpoint, endpoint)
         self.successResultOf(endpoint.listen(Collecting()))
-        return fake.tcpServers[0]
+        (call,) = listens.calls
+        return call
+
+    def where(self, text: str, answers: Any = None, **kwargs: Any) -> tuple[str, int, str]:
+        call = self.listen(text, answers, **kwargs)
+        return call["ip"], call["port"], call["zone"]
 
     def test_addresses(self) -> None:
-        self.assertEqual(self.listen("tcp://127.0.0.1:9001")[0::3], (9001, "127.0.0.1"))
-        self.assertEqual(self.listen("tcp://[::1]:0")[0::3], (0, "::1"))
-        self.assertEqual(self.listen("tls://[fe80::1%25lo]:0")[0::3], (0, "fe80::1%lo"))
+        self.assertEqual(self.where("tcp://127.0.0.1:9001"), ("127.0.0.1", 9001, ""))
+        self.assertEqual(self.where("tcp://[::1]:0"), ("::1", 0, ""))
+        self.assertEqual(self.where("tls://[fe80::1%25lo]:0"), ("fe80::1", 0, "lo"))
         answers = {"me.example": [IPv4Address("TCP", "192.0.2.3", 0)]}
-        self.assertEqual(self.listen("tcp://me.example:5", answers)[3], "192.0.2.3")
+        self.assertEqual(self.where("tcp://me.example:5", answers), ("192.0.2.3", 5, ""))
+        call = self.listen("tcp://127.0.0.1:9001")
+        self.assertEqual(call["backlog"], socket.SOMAXCONN)
+        # Set on the listener, so that every accepted socket has them (Linux copies them).
+        self.assertEqual(call["options"], sockets.SocketOptions())
 
     def test_wildcards_are_dual_stack(self) -> None:
         if not endpoints._dual_stack_supported():
             raise SkipTest("no IPv4-mapped IPv6 here")
         for text in ("tcp://0.0.0.0:0", "tcp://[::]:0", "tls://:0"):
             with self.subTest(text=text):
-                self.assertEqual(self.listen(text)[3], "::")
+                call = self.listen(text)
+                self.assertEqual(call["ip"], "::")
+                self.assertIs(call["options"].v6only, False)
 
     def test_multicast_interface(self) -> None:
-        self.assertEqual(self.listen("tls://[fe80::5]:0", bind_interface="eth0")[3], "fe80::5%eth0")
+        call = self.listen("tls://[fe80::5]:0", bind_interface="eth0")
+        self.assertEqual((call["ip"], call["zone"]), ("fe80::5", "eth0"))
+        self.assertEqual(call["options"].interface, "eth0")
 
     def test_tls_wraps_the_factory(self) -> None:
-        self.assertIsInstance(self.listen("tls://127.0.0.1:0")[1], TLSMemoryBIOFactory)
-        self.assertIsInstance(self.listen("tcp://127.0.0.1:0")[1], Collecting)
+        self.assertIsInstance(self.listen("tls://127.0.0.1:0")["factory"], TLSMemoryBIOFactory)
+        self.assertIsInstance(self.listen("tcp://127.0.0.1:0")["factory"], Collecting)
 
     def test_errors(self) -> None:
         endpoint = server_endpoint(memory_reactor(), parse_listen_uri("tcp://127.0.0.1"), KEY)
@@ -234,21 +290,6 @@ class ServerDispatchTests(SynchronousTestCase):
             parse_peer_uri("socks://a:1/b:2"),
             KEY,
         )
-
-
-class SocketOptionTests(SynchronousTestCase):
-    def test_options_applied(self) -> None:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as sock:
-            endpoints._SocketOptions(congestion="reno", v6only=False).apply(sock)
-            name = sock.getsockopt(socket.IPPROTO_TCP, endpoints.TCP_CONGESTION, 16)
-            self.assertEqual(name.rstrip(b"\0"), b"reno")
-            self.assertEqual(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY), 1)
-            self.assertEqual(sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY), 0)
-
-    def test_failures_are_best_effort(self) -> None:
-        with socket.socket() as sock:
-            options = endpoints._SocketOptions(interface="no-such-if0", congestion="no-such-cc")
-            options.apply(sock)
 
 
 class MetaExchange(Recorder):
@@ -298,7 +339,7 @@ class RealLinkTests(RealReactorTestCase):
             sock = side.transport.getHandle()
             self.assertEqual(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY), 1)
             if has_bbr():
-                name = sock.getsockopt(socket.IPPROTO_TCP, endpoints.TCP_CONGESTION, 16)
+                name = sock.getsockopt(socket.IPPROTO_TCP, sockets.TCP_CONGESTION, 16)
                 self.assertEqual(name.rstrip(b"\0"), b"bbr")
         await close_all(client, server)
 
@@ -346,7 +387,7 @@ class RealLinkTests(RealReactorTestCase):
         uri = parse_peer_uri(f"tcp://127.0.0.1:{port.getHost().port}")
         client = await client_endpoint(reactor, uri, KEY, bind_interface="lo").connect(Collecting())
         sock = client.transport.getHandle()
-        device = sock.getsockopt(socket.SOL_SOCKET, endpoints.SO_BINDTODEVICE, 16)
+        device = sock.getsockopt(socket.SOL_SOCKET, sockets.SO_BINDTODEVICE, 16)
         self.assertEqual(device.rstrip(b"\0"), b"lo")
         await close_all(client, await servers.first)
 

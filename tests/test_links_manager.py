@@ -214,3 +214,70 @@ class PersistentPeerTests(SynchronousTestCase):
             a.links.add_peer("foo://x")
         self.assertEqual(str(caught.exception), "unknown call scheme: foo")
         self.flushLoggedErrors(RuntimeError)
+
+
+class ConfiguredPeerTests(SynchronousTestCase):
+    """Peers and addPeer entries that cannot work are refused with one clear line; a
+    repeated one is used once (as yggdrasil 0.4.7 runs such a file)."""
+
+    LONG_UNIX = "unix:///tmp/" + "s" * 120
+    BAD_NAMES = ("tcp://\u202eevil:1", f"tcp://{'a' * 64}:1", f"tls://{'é' * 70}:1")
+
+    def links(self, **kwargs: object) -> Links:
+        side = Side()
+        return Links(side.reactor, side.router, side.key, **kwargs)  # type: ignore[arg-type]
+
+    def test_duplicate_peers_entry_used_once(self) -> None:
+        captured = Captured(self)
+        links = self.links(
+            peers=("tcp://127.0.0.1:1", "tcp://127.0.0.1:1"),
+            interface_peers={"eth9": ("tcp://127.0.0.1:1", "tcp://127.0.0.1:1")},
+        )
+        self.assertEqual(
+            sorted(links.persistent), [("tcp://127.0.0.1:1", ""), ("tcp://127.0.0.1:1", "eth9")]
+        )
+        warnings = [t for t in captured.texts(LogLevel.warn) if "more than once" in t]
+        self.assertEqual(
+            warnings,
+            [
+                "Peer tcp://127.0.0.1:1 is configured more than once; using it once",
+                "Peer tcp://127.0.0.1:1 is configured more than once for interface eth9; "
+                "using it once",
+            ],
+        )
+
+    def test_undialable_peers_entries_logged_and_skipped(self) -> None:
+        captured = Captured(self)
+        links = self.links(peers=(self.LONG_UNIX, *self.BAD_NAMES, "tcp://127.0.0.1:1"))
+        self.assertEqual(list(links.persistent), [("tcp://127.0.0.1:1", "")])
+        errors = [t for t in captured.texts(LogLevel.error) if t.startswith("Failed to add peer")]
+        self.assertEqual(len(errors), 4)
+        self.assertEqual(
+            errors[0], "Failed to add peer: unix socket path too long: 125 bytes, at most 107"
+        )
+        self.assertTrue(all("is not a valid domain name" in t for t in errors[1:]), errors)
+
+    def test_add_peer_refuses_through_the_admin_error_path(self) -> None:
+        from ygg.admin.methods import add_peer
+        from ygg.admin.registry import AdminError
+
+        links = Side().links
+        node = type("Node", (), {"links": links})()
+        for uri, expected in (
+            (self.LONG_UNIX, "unix socket path too long: 125 bytes, at most 107"),
+            (self.BAD_NAMES[0], 'host "\\u202eevil" is not a valid domain name'),
+        ):
+            with self.subTest(uri=uri):
+                with self.assertRaises(AdminError) as caught:
+                    add_peer(node, {"uri": uri})
+                self.assertTrue(str(caught.exception).startswith(expected), str(caught.exception))
+        self.assertEqual(links.persistent, {})
+
+    def test_listener_with_a_long_unix_path_is_refused(self) -> None:
+        captured = Captured(self)
+        links = self.links(listen=(self.LONG_UNIX,))
+        links.startService()
+        self.addCleanup(links.stopService)
+        (line,) = [t for t in captured.texts(LogLevel.error) if "Invalid listener URI" in t]
+        self.assertIn("unix socket path too long", line)
+        self.assertEqual(links.reactor.unixServers, [])

@@ -92,6 +92,58 @@ class GoErrorTextTests(SynchronousTestCase):
         self.assertTrue(issubclass(LinkURIError, YggError))
 
 
+class RefusedBeforeDialingTests(SynchronousTestCase):
+    """URIs that Go accepts but can never dial: refused at once, with the reason, for
+    addPeer, Peers, InterfacePeers and Listen alike (one parser)."""
+
+    def refused(self, text: str) -> str:
+        with self.assertRaises(LinkURIError) as caught:
+            parse_peer_uri(text)
+        with self.assertRaises(LinkURIError) as listen_caught:
+            parse_listen_uri(text.replace("socks://", "tcp://"))
+        if not text.startswith("socks://"):
+            self.assertEqual(str(listen_caught.exception), str(caught.exception))
+        return str(caught.exception)
+
+    def test_unix_path_longer_than_a_socket_address(self) -> None:
+        path = "/tmp/" + "p" * 102  # 107 bytes: the most sun_path holds
+        self.assertEqual(parse_peer_uri(f"unix://{path}").path, path)
+        self.assertEqual(
+            self.refused(f"unix://{path}x"), "unix socket path too long: 108 bytes, at most 107"
+        )
+        # Bytes, not characters: 54 two-byte characters are 108 bytes.
+        self.assertEqual(
+            self.refused("unix:///" + "é" * 54),
+            "unix socket path too long: 109 bytes, at most 107",
+        )
+
+    def test_host_names_the_resolver_cannot_encode(self) -> None:
+        self.assertEqual(
+            self.refused("tcp://\u202eevil:1"),
+            "host \"\\u202eevil\" is not a valid domain name: invalid character '\\u202e'",
+        )
+        text = self.refused(f"tls://{'a' * 64}.example:1")
+        self.assertTrue(
+            text.startswith(f'host "{"a" * 64}.example" is not a valid domain name: label'), text
+        )
+        self.assertTrue(text.endswith("too long"), text)
+        self.assertIn("is not a valid domain name", self.refused(f"tcp://{'é' * 70}:1"))
+        self.assertIn("is not a valid domain name", self.refused(f"socks://{'a' * 64}:1/t:2"))
+
+    def test_good_names_and_literals_pass(self) -> None:
+        for text in (
+            "tcp://bücher.example:1",
+            f"tcp://{'a' * 63}.example:1",
+            "tcp://peer.example.:1",
+            "tls://[fe80::1%25eth0]:1",
+            "tcp://:1",
+            f"socks://127.0.0.1:1/{'a' * 64}:2",  # the proxy resolves the target
+            "tcp://\u202eevil",  # no port: the dial says so, as in Go
+        ):
+            with self.subTest(text=text):
+                parse_peer_uri(text)
+
+
 class PeerURITests(SynchronousTestCase):
     def test_plain_tcp(self) -> None:
         uri = parse_peer_uri("tcp://203.0.113.7:9001")

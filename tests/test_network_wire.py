@@ -561,6 +561,7 @@ class RoundTripTests(SynchronousTestCase):
         found, offset = wire.split_path_traffic(body)
         self.assertEqual(found, [*route, 0])
         self.assertEqual(wire.traffic_fields(body, offset), (source, dest, kind, payload))
+        self.assertEqual(wire.traffic_dest(body, offset), dest)
         dht = wire.dht_traffic(source, dest, kind, payload)
         self.assertEqual(wire.path_to_dht_traffic(body, offset), dht)
         self.assertEqual(
@@ -646,6 +647,8 @@ class BadInputTests(SynchronousTestCase):
 
     def test_traffic_too_short(self) -> None:
         self.assertRaises(DecodeError, wire.split_dht_traffic, b"\x09" + bytes(64))
+        self.assertRaises(DecodeError, wire.traffic_dest, b"\x09" + bytes(64), 1)
+        self.assertEqual(wire.traffic_dest(b"\x09" + bytes(32) + b"\x07" * 33, 1), b"\x07" * 32)
         self.assertEqual(wire.split_dht_traffic(b"\x09" + bytes(65)), 1)
         self.assertRaises(DecodeError, wire.split_path_traffic, b"\x0a\x00" + bytes(64))
         self.assertEqual(wire.split_path_traffic(b"\x0a\x00" + bytes(65)), ([0], 2))
@@ -742,6 +745,8 @@ class FrameReaderTests(SynchronousTestCase):
     def test_frame_limits(self) -> None:
         self.assertRaises(ValueError, wire.frame, bytes(wire.MAX_BODY + 1))
         self.assertRaises(ValueError, wire.frame, b"")
+        self.assertRaises(ValueError, wire.frame_header, bytes(wire.MAX_BODY + 1))
+        self.assertEqual(wire.frame_header(b"\x00p\x05"), b"\x00\x03")
         big = bytes([wire.DHT_TRAFFIC]) + bytes(range(256)) * 255 + bytes(254)
         self.assertEqual(len(big), wire.MAX_BODY)
         raw = wire.frame(big)

@@ -27,8 +27,9 @@ from twisted.internet.defer import Deferred
 
 from ygg import gojson
 from ygg.admin.registry import AdminError
+from ygg.core.core import TYPE_PROTO
+from ygg.keys import PUBLIC_KEY_SIZE as KEY_SIZE
 
-TYPE_PROTO = 0x02
 NODEINFO_REQUEST = 0x01
 NODEINFO_RESPONSE = 0x02
 DEBUG = 0xFF
@@ -37,7 +38,6 @@ DEBUG_PEERS_REQUEST, DEBUG_PEERS_RESPONSE = 0x03, 0x04
 DEBUG_DHT_REQUEST, DEBUG_DHT_RESPONSE = 0x05, 0x06
 
 TIMEOUT = 6.0
-KEY_SIZE = 32
 
 # What a reply to each request kind is, and the error an unanswered request gets.
 _NODEINFO = "nodeinfo"

@@ -5,8 +5,9 @@
 IPv4 address if any, else its first address), tls completes its handshake before the
 connect Deferred fires, unix dials the URL path, socks goes through the proxy.  TCP
 sockets get ``TCP_NODELAY``, best-effort ``TCP_CONGESTION=bbr`` and, for interface-bound
-dials, ``SO_BINDTODEVICE``.  Every dial failure arrives as a :class:`DialError` whose text
-reads like the Go node's (``dial tcp 1.2.3.4:5: connect: connection refused``).
+dials, ``SO_BINDTODEVICE``, all before connect (:mod:`ygg.links.sockets`).  Every dial
+failure arrives as a :class:`DialError` whose text reads like the Go node's
+(``dial tcp 1.2.3.4:5: connect: connection refused``).
 
 ``server_endpoint`` does the same for ``Listen`` URIs.  As in Go, a wildcard host
 (empty, ``0.0.0.0`` or ``::``) listens on one dual-stack IPv6 socket when the system can.
@@ -21,16 +22,8 @@ from typing import Any
 
 from OpenSSL import SSL
 from twisted.internet import error as terror
-from twisted.internet import tcp
 from twisted.internet.defer import CancelledError, Deferred, fail, succeed
-from twisted.internet.endpoints import (
-    TCP4ClientEndpoint,
-    TCP4ServerEndpoint,
-    TCP6ClientEndpoint,
-    TCP6ServerEndpoint,
-    UNIXClientEndpoint,
-    UNIXServerEndpoint,
-)
+from twisted.internet.endpoints import UNIXClientEndpoint, UNIXServerEndpoint
 from twisted.internet.interfaces import (
     IHandshakeListener,
     IListeningPort,
@@ -39,7 +32,6 @@ from twisted.internet.interfaces import (
     IStreamClientEndpoint,
     IStreamServerEndpoint,
 )
-from twisted.internet.posixbase import PosixReactorBase
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOFactory
@@ -48,8 +40,10 @@ from zope.interface import implementer
 
 from ygg.errors import YggError
 from ygg.keys import NodeKey
+from ygg.links import sockets
 from ygg.links.netutil import (
     AddressError,
+    SocketCallError,
     connect_failure_text,
     is_link_local_unicast,
     parse_ip,
@@ -69,8 +63,6 @@ CONNECT_TIMEOUT = 5.0
 """Seconds for a TCP, TLS (including its handshake) or unix connect (§2.4)."""
 
 LISTEN_BACKLOG = socket.SOMAXCONN
-SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
-TCP_CONGESTION = getattr(socket, "TCP_CONGESTION", 13)
 
 
 class DialError(YggError):
@@ -100,13 +92,6 @@ class ResolvedAddress:
     @property
     def link_local(self) -> bool:
         return is_link_local_unicast(self.ip)
-
-    @property
-    def twisted_host(self) -> str:
-        """The host to hand Twisted: ``fe80::1%eth0`` form; no host means this machine."""
-        if not self.ip:
-            return "0.0.0.0"
-        return f"{self.ip}%{self.zone}" if self.zone else self.ip
 
 
 # --- resolution --------------------------------------------------------------------------
@@ -150,125 +135,6 @@ def _zone_checked(address: ResolvedAddress, bind_interface: str | None) -> Defer
     return succeed(address)
 
 
-# --- socket options ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _SocketOptions:
-    interface: str | None = None
-    nodelay: bool = True
-    congestion: str | None = "bbr"
-    v6only: bool | None = None
-
-    def apply(self, sock: socket.socket) -> None:
-        if self.interface:
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, self.interface.encode())
-            except OSError as e:
-                log.debug(
-                    "Failed to set SO_BINDTODEVICE: {interface} ({error})",
-                    interface=self.interface,
-                    error=e,
-                )
-        if self.v6only is not None and sock.family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(self.v6only))
-        if self.congestion:
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, TCP_CONGESTION, self.congestion.encode())
-            except OSError as e:
-                log.debug(
-                    "Failed to set tcp_congestion_control to {name} for socket: {error}",
-                    name=self.congestion,
-                    error=e,
-                )
-        if self.nodelay:
-            _set_nodelay(sock)
-
-
-def _set_nodelay(sock: socket.socket) -> None:
-    try:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    except OSError:
-        pass
-
-
-class _Client(tcp.Client):
-    def __init__(self, *args: Any, options: _SocketOptions) -> None:
-        self._ygg_options = options
-        super().__init__(*args)
-
-    def createInternetSocket(self) -> socket.socket:
-        sock = super().createInternetSocket()
-        self._ygg_options.apply(sock)
-        return sock
-
-
-class _Connector(tcp.Connector):
-    def __init__(self, *args: Any, options: _SocketOptions) -> None:
-        self._ygg_options = options
-        super().__init__(*args)
-
-    def _makeTransport(self) -> tcp.Client:
-        return _Client(
-            self.host, self.port, self.bindAddress, self, self.reactor, options=self._ygg_options
-        )
-
-
-class _Server(tcp.Server):
-    def __init__(self, sock: socket.socket, *args: Any) -> None:
-        _set_nodelay(sock)
-        super().__init__(sock, *args)
-
-
-class _Port(tcp.Port):
-    transport = _Server
-
-    def __init__(self, *args: Any, options: _SocketOptions) -> None:
-        self._ygg_options = options
-        super().__init__(*args)
-
-    def createInternetSocket(self) -> socket.socket:
-        sock = super().createInternetSocket()
-        self._ygg_options.apply(sock)
-        return sock
-
-
-class _SocketOptionsReactor:
-    """A reactor whose ``connectTCP``/``listenTCP`` set our socket options before
-    connect/bind.  Reactors that are not POSIX socket reactors (test fakes) are used
-    unchanged."""
-
-    def __init__(self, reactor: Any, options: _SocketOptions) -> None:
-        self._reactor = reactor
-        self._options = options
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._reactor, name)
-
-    def connectTCP(
-        self,
-        host: str,
-        port: int,
-        factory: Any,
-        timeout: float | None = 30.0,
-        bindAddress: Any = None,
-    ) -> Any:
-        if not isinstance(self._reactor, PosixReactorBase):
-            return self._reactor.connectTCP(host, port, factory, timeout, bindAddress)
-        connector = _Connector(
-            host, port, factory, timeout, bindAddress, self._reactor, options=self._options
-        )
-        connector.connect()
-        return connector
-
-    def listenTCP(self, port: int, factory: Any, backlog: int = 50, interface: str = "") -> Any:
-        if not isinstance(self._reactor, PosixReactorBase):
-            return self._reactor.listenTCP(port, factory, backlog, interface)
-        listening = _Port(port, factory, backlog, interface, self._reactor, options=self._options)
-        listening.startListening()
-        return listening
-
-
 # --- dialing -----------------------------------------------------------------------------
 
 
@@ -300,7 +166,7 @@ def client_endpoint(
         return _TCPDialEndpoint(
             reactor,
             uri,
-            options=_SocketOptions(interface=bind_interface),
+            options=sockets.SocketOptions(interface=bind_interface),
             source_address=source_address,
             resolved=resolved,
             tls_creator=creator,
@@ -317,7 +183,9 @@ def client_endpoint(
 
 
 def _socks_endpoint(reactor: Any, uri: PeerURI) -> IStreamClientEndpoint:
-    proxy = _TCPDialEndpoint(reactor, uri, options=_SocketOptions(congestion=None), timeout=None)
+    proxy = _TCPDialEndpoint(
+        reactor, uri, options=sockets.SocketOptions(congestion=None), timeout=None
+    )
     socks = SOCKS5ClientEndpoint.for_target(
         reactor,
         proxy,
@@ -359,7 +227,7 @@ class _TCPDialEndpoint:
         reactor: Any,
         uri: PeerURI,
         *,
-        options: _SocketOptions,
+        options: sockets.SocketOptions,
         timeout: float | None,
         source_address: str | None = None,
         resolved: ResolvedAddress | None = None,
@@ -383,14 +251,8 @@ class _TCPDialEndpoint:
         return resolving.addCallback(self._connect, protocolFactory)
 
     def _connect(self, address: ResolvedAddress, factory: IProtocolFactory) -> Deferred[Any]:
-        host = address.twisted_host
-        kind = TCP6ClientEndpoint if ":" in host else TCP4ClientEndpoint
-        endpoint = kind(
-            _SocketOptionsReactor(self._reactor, self._options),
-            host,
-            address.port,
-            timeout=self._timeout,
-            bindAddress=(self._source, 0) if self._source else None,
+        endpoint = _SocketEndpoint(
+            self._reactor, address, self._options, self._source, self._timeout
         )
         tcp_endpoint = _Translating(endpoint, f"dial tcp {address}")
         if self._tls is None:
@@ -398,6 +260,38 @@ class _TCPDialEndpoint:
         assert self._timeout is not None
         dial = _TLSDial(self._reactor, tcp_endpoint, self._tls, factory, self._timeout, address)
         return dial.result
+
+
+@implementer(IStreamClientEndpoint)
+class _SocketEndpoint:
+    """One TCP connect to a resolved address, through :func:`ygg.links.sockets.connect`."""
+
+    def __init__(
+        self,
+        reactor: Any,
+        address: ResolvedAddress,
+        options: sockets.SocketOptions,
+        source: str | None,
+        timeout: float | None,
+    ) -> None:
+        self._reactor = reactor
+        self._address = address
+        self._options = options
+        self._source = source
+        self._timeout = timeout
+
+    def connect(self, protocolFactory: IProtocolFactory) -> Deferred[IProtocol]:
+        address = self._address
+        return sockets.connect(
+            self._reactor,
+            address.ip,
+            address.port,
+            address.zone,
+            protocolFactory,
+            options=self._options,
+            source=self._source,
+            timeout=self._timeout,
+        )
 
 
 @implementer(IHandshakeListener)
@@ -564,24 +458,25 @@ class _TCPListenEndpoint:
         zone = zone or resolved_zone
         address = tcp_addr_string(ip, port, zone)
         parsed = parse_ip(ip)
-        options = _SocketOptions(interface=self._interface, nodelay=False)
+        options = sockets.SocketOptions(interface=self._interface)
         if not ip or (parsed is not None and parsed.is_unspecified):
             if _dual_stack_supported():
-                kind, interface = TCP6ServerEndpoint, "::"
-                options = _SocketOptions(interface=self._interface, nodelay=False, v6only=False)
+                ip, zone = "::", ""
+                options = sockets.SocketOptions(interface=self._interface, v6only=False)
             else:
-                kind, interface = TCP4ServerEndpoint, "0.0.0.0"
-        elif parsed is not None and parsed.version == 6:
-            kind, interface = TCP6ServerEndpoint, f"{ip}%{zone}" if zone else ip
-        else:
-            kind, interface = TCP4ServerEndpoint, ip
-        endpoint = kind(
-            _SocketOptionsReactor(self._reactor, options),
-            port,
-            backlog=LISTEN_BACKLOG,
-            interface=interface,
-        )
-        return endpoint.listen(factory).addErrback(_as_listen_error, f"listen tcp {address}")
+                ip, zone = "0.0.0.0", ""
+        try:
+            return sockets.listen(
+                self._reactor,
+                ip,
+                port,
+                zone,
+                factory,
+                options=options,
+                backlog=LISTEN_BACKLOG,
+            )
+        except SocketCallError as e:
+            raise ListenError(f"listen tcp {address}: {e}") from e
 
 
 @implementer(IStreamServerEndpoint)

@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from ygg.errors import DecodeError
+from ygg.keys import PUBLIC_KEY_SIZE
 
 MAGIC = b"meta"
 VERSION_MAJOR = 0
 VERSION_MINOR = 4
-PUBLIC_KEY_SIZE = 32
 META_SIZE = len(MAGIC) + 2 + PUBLIC_KEY_SIZE  # 38
 
 _HEADER = MAGIC + bytes((VERSION_MAJOR, VERSION_MINOR))

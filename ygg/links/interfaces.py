@@ -1,26 +1,47 @@
 """The host's network interfaces, as the link layer needs them: names, flags, addresses.
 
-Read from the kernel's own tables (``if_nameindex``, ``SIOCGIFFLAGS``/``SIOCGIFADDR`` and
-``/proc/net/if_inet6``), which is cheap enough to do every second for multicast and sees
-the network namespace the node runs in.  (pyroute2 would do it too, but costs 8 MiB of
-memory to import; the node uses it only to configure its TUN.)
+Read with two rtnetlink dumps on a raw ``AF_NETLINK`` socket, ``RTM_GETLINK`` (index,
+name, flags) and ``RTM_GETADDR`` (every address of every interface), which is what Go's
+``net.Interfaces`` and ``Interface.Addrs`` read too: all of an interface's IPv4 and IPv6
+addresses, in the kernel's order.  It is cheap enough to do every second for multicast,
+sees the network namespace the node runs in, and needs no import beyond ``socket`` and
+``struct`` (pyroute2 would cost 8 MiB of memory; the node uses it only to configure its
+TUN).  This module is the one decoder of these netlink messages.
 """
 
 from __future__ import annotations
 
-import fcntl
 import ipaddress
+import itertools
+import os
 import socket
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 IFF_UP = 0x1
 IFF_LOOPBACK = 0x8
 IFF_POINTOPOINT = 0x10
 IFF_MULTICAST = 0x1000
-SIOCGIFFLAGS = 0x8913
-SIOCGIFADDR = 0x8915
-_IF_INET6 = "/proc/net/if_inet6"
+
+NETLINK_ROUTE = 0
+RTM_GETLINK = 18
+RTM_GETADDR = 22
+NLM_F_REQUEST = 0x1
+NLM_F_DUMP = 0x300
+NLMSG_ERROR = 2
+NLMSG_DONE = 3
+IFLA_IFNAME = 3
+IFA_ADDRESS = 1
+IFA_LOCAL = 2
+
+_HEADER = struct.Struct("=IHHII")  # nlmsghdr: length, type, flags, sequence, port id
+_IFINFO = struct.Struct("=BxHiII")  # ifinfomsg: family, type, index, flags, change
+_IFADDR = struct.Struct("=BBBBI")  # ifaddrmsg: family, prefix length, flags, scope, index
+_RTATTR = struct.Struct("=HH")  # rtattr: length, type
+_ERRNO = struct.Struct("=i")
+_RECEIVE_SIZE = 65536
+_sequence = itertools.count(1)
 
 
 @dataclass(frozen=True)
@@ -28,7 +49,7 @@ class Interface:
     name: str
     index: int
     flags: int
-    addresses: tuple[str, ...]  # IPv6 (no zone) then IPv4
+    addresses: tuple[str, ...]  # IPv4 and IPv6 (no zone), in the kernel's order
 
     @property
     def up(self) -> bool:
@@ -43,41 +64,23 @@ class Interface:
         return bool(self.flags & IFF_POINTOPOINT)
 
 
-def _ipv6_addresses() -> dict[int, list[str]]:
-    found: dict[int, list[str]] = {}
-    try:
-        with open(_IF_INET6) as table:
-            for line in table:
-                fields = line.split()
-                if len(fields) < 6:
-                    continue
-                address = str(ipaddress.IPv6Address(bytes.fromhex(fields[0])))
-                found.setdefault(int(fields[1], 16), []).append(address)
-    except OSError:
-        pass
-    return found
-
-
-def _ioctl(sock: socket.socket, request: int, name: str) -> bytes | None:
-    try:
-        return fcntl.ioctl(sock.fileno(), request, struct.pack("256s", name.encode()[:15]))
-    except OSError:
-        return None
-
-
 def all_interfaces() -> list[Interface]:
-    ipv6 = _ipv6_addresses()
-    found = []
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        for index, name in socket.if_nameindex():
-            raw = _ioctl(sock, SIOCGIFFLAGS, name)
-            flags = struct.unpack_from("H", raw, 16)[0] if raw else 0
-            addresses = list(ipv6.get(index, ()))
-            raw = _ioctl(sock, SIOCGIFADDR, name)
-            if raw:
-                addresses.append(socket.inet_ntoa(raw[20:24]))
-            found.append(Interface(name, index, flags, tuple(addresses)))
-    return found
+    """Every interface with all its addresses; OSError if netlink cannot be read."""
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE) as sock:
+        sock.bind((0, 0))
+        links = [
+            parse_link(payload) for payload in _dump(sock, RTM_GETLINK, _IFINFO.pack(0, 0, 0, 0, 0))
+        ]
+        addresses: dict[int, list[str]] = {}
+        for payload in _dump(sock, RTM_GETADDR, _IFADDR.pack(0, 0, 0, 0, 0)):
+            parsed = parse_address(payload)
+            if parsed is not None:
+                addresses.setdefault(parsed[0], []).append(parsed[1])
+    return [
+        Interface(name, index, flags, tuple(addresses.get(index, ())))
+        for index, name, flags in links
+        if name
+    ]
 
 
 def addresses(name: str) -> tuple[str, ...]:
@@ -87,3 +90,84 @@ def addresses(name: str) -> tuple[str, ...]:
 
 def by_name(name: str) -> Interface | None:
     return next((i for i in all_interfaces() if i.name == name), None)
+
+
+# -- rtnetlink ------------------------------------------------------------------------------
+
+
+def _dump(sock: socket.socket, kind: int, request: bytes) -> Iterator[bytes]:
+    """Send one dump request; yield the payload of each answer until the dump is done."""
+    sequence = next(_sequence) & 0xFFFFFFFF
+    header = _HEADER.pack(
+        _HEADER.size + len(request), kind, NLM_F_REQUEST | NLM_F_DUMP, sequence, 0
+    )
+    sock.send(header + request)
+    while True:
+        data = sock.recv(_RECEIVE_SIZE)
+        if not data:
+            return
+        for message_type, message_sequence, payload in split_messages(data):
+            if message_sequence != sequence:
+                continue
+            if message_type == NLMSG_DONE:
+                return
+            if message_type == NLMSG_ERROR:
+                (code,) = _ERRNO.unpack_from(payload) if len(payload) >= 4 else (-1,)
+                if code:
+                    raise OSError(-code, os.strerror(-code))
+                continue
+            yield payload
+
+
+def split_messages(data: bytes) -> Iterator[tuple[int, int, bytes]]:
+    """(type, sequence, payload) of each netlink message in one datagram."""
+    offset = 0
+    while len(data) - offset >= _HEADER.size:
+        length, message_type, _flags, sequence, _port = _HEADER.unpack_from(data, offset)
+        if length < _HEADER.size or offset + length > len(data):
+            return  # truncated: nothing after it can be trusted
+        yield message_type, sequence, data[offset + _HEADER.size : offset + length]
+        offset += _align(length)
+
+
+def attributes(payload: bytes, offset: int) -> dict[int, bytes]:
+    """The rtattrs after a fixed header (the first of each type wins)."""
+    found: dict[int, bytes] = {}
+    while len(payload) - offset >= _RTATTR.size:
+        length, kind = _RTATTR.unpack_from(payload, offset)
+        if length < _RTATTR.size or offset + length > len(payload):
+            break
+        found.setdefault(kind, payload[offset + _RTATTR.size : offset + length])
+        offset += _align(length)
+    return found
+
+
+def parse_link(payload: bytes) -> tuple[int, str, int]:
+    """(index, name, flags) of an ``RTM_NEWLINK`` payload; name "" if it has none."""
+    if len(payload) < _IFINFO.size:
+        return 0, "", 0
+    _family, _type, index, flags, _change = _IFINFO.unpack_from(payload)
+    name = attributes(payload, _IFINFO.size).get(IFLA_IFNAME, b"")
+    return index, name.split(b"\0", 1)[0].decode(errors="replace"), flags
+
+
+def parse_address(payload: bytes) -> tuple[int, str] | None:
+    """(interface index, address) of an ``RTM_NEWADDR`` payload, or None.
+
+    The local address is ``IFA_LOCAL`` where there is one (on a point-to-point link
+    ``IFA_ADDRESS`` is the far end), else ``IFA_ADDRESS``.
+    """
+    if len(payload) < _IFADDR.size:
+        return None
+    family, _prefix, _flags, _scope, index = _IFADDR.unpack_from(payload)
+    found = attributes(payload, _IFADDR.size)
+    raw = found.get(IFA_LOCAL) or found.get(IFA_ADDRESS)
+    if family == socket.AF_INET and raw is not None and len(raw) == 4:
+        return index, str(ipaddress.IPv4Address(raw))
+    if family == socket.AF_INET6 and raw is not None and len(raw) == 16:
+        return index, str(ipaddress.IPv6Address(raw))
+    return None
+
+
+def _align(length: int) -> int:
+    return (length + 3) & ~3

@@ -2,7 +2,7 @@
 
 ``Links`` is a MultiService.  Each ``Listen`` URI is a listening service; each configured
 peer (``Peers``, ``InterfacePeers``, and peers added through the admin API) is a
-``ClientService`` that redials with backoff; multicast and autopeering make one-off
+:class:`PersistentPeer` that redials with backoff; multicast and autopeering make one-off
 ``call``s.  The identity rule of the Go node (one link per type, local interface and
 remote address, §2.3) is kept here, as are AllowedPublicKeys and the quick redial of a
 dialled link that ends.
@@ -109,6 +109,14 @@ class Links(MultiService):
                 self._add_configured(text, interface)
 
     def _add_configured(self, text: str, interface: str) -> None:
+        if (text, interface) in self.persistent:
+            # Go dials a repeated entry twice and the second dial finds the link up.
+            log.warn(
+                "Peer {uri} is configured more than once{where}; using it once",
+                uri=text,
+                where=f" for interface {interface}" if interface else "",
+            )
+            return
         try:
             self.add_peer(text, interface)
         except LinkURIError as e:

@@ -31,6 +31,7 @@ from ygg.config import MulticastInterface
 from ygg.links import interfaces as host_interfaces
 from ygg.links.interfaces import Interface
 from ygg.links.manager import AlreadyConnected, Links, Listener
+from ygg.links.sockets import SO_BINDTODEVICE
 
 log = Logger(namespace="ygg.multicast")
 
@@ -39,7 +40,6 @@ PORT = 9001
 BEACON_SIZE = 50
 INTERVAL = 1.0
 _GROUP_BYTES = ipaddress.IPv6Address(GROUP).packed
-SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
 
 
 def beacon(key: bytes, address: str, port: int) -> bytes:

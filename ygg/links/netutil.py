@@ -194,25 +194,40 @@ def parse_uint8(text: str) -> int:
     return value
 
 
+class SocketCallError(OSError):
+    """One socket call failed; ``str(e)`` is Go's ``<call>: <reason>``, e.g.
+    ``connect: connection refused`` or ``bind: address already in use``."""
+
+    def __init__(self, call: str, number: int) -> None:
+        super().__init__(number, os.strerror(number))
+        self.call = call
+
+    def __str__(self) -> str:
+        return f"{self.call}: {errno_text(self.errno)}"
+
+
 def connect_failure_text(error: BaseException) -> str:
-    """The reason part of a Go dial error for a failed Twisted connect.
+    """The reason part of a Go dial error for a failed connect.
 
     ``connect: connection refused``, ``i/o timeout``, ``connect: no route to host``…
     """
+    if isinstance(error, SocketCallError):
+        return str(error)
     if isinstance(error, terror.TimeoutError):
         return "i/o timeout"
     os_error = getattr(error, "osError", None)
     if isinstance(os_error, int):
-        return "connect: " + _errno_text(os_error)
+        return "connect: " + errno_text(os_error)
     if isinstance(error, terror.ConnectionRefusedError):
         return "connect: connection refused"
     if isinstance(error, OSError) and error.errno is not None:
-        return "connect: " + _errno_text(error.errno)
+        return "connect: " + errno_text(error.errno)
     text = getattr(error, "string", None) or str(error)
     return text
 
 
-def _errno_text(number: int) -> str:
+def errno_text(number: int) -> str:
+    """``strerror`` as Go's ``syscall.Errno`` prints it (lower-case first letter)."""
     text = os.strerror(number)
     return text[:1].lower() + text[1:]
 

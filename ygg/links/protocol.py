@@ -9,7 +9,6 @@ transport.  The transport's producer signals pause and resume the peer's traffic
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -32,7 +31,7 @@ from ygg.links.handshake import (
     encode_meta,
 )
 from ygg.network.peers import LinkError, Peer
-from ygg.network.wire import FrameError, FrameReader
+from ygg.network.wire import FrameError, FrameReader, frame_header
 
 if TYPE_CHECKING:
     from ygg.links.manager import Links
@@ -40,7 +39,6 @@ if TYPE_CHECKING:
 log = Logger(namespace="ygg.links")
 
 HANDSHAKE_TIMEOUT = 6.0
-_U16 = struct.Struct(">H")
 
 
 @dataclass(frozen=True)
@@ -223,7 +221,7 @@ class LinkProtocol(Protocol):
     # -- the router's LinkIO ---------------------------------------------------------------
 
     def write_body(self, body: bytes) -> None:
-        self.transport.writeSequence((_U16.pack(len(body)), body))
+        self.transport.writeSequence((frame_header(body), body))
         self.bytes_sent += 2 + len(body)
 
     def close(self, reason: str) -> None:

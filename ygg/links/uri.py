@@ -8,20 +8,27 @@ lenient query parsing, the ``parse "…": …`` error text) and then the link-la
 Only what Go checks *before* dialing raises here (what ``addPeer`` returns).  Problems
 Go meets only while dialing — a missing port, a bad port number — are left for
 :mod:`ygg.links.endpoints` to report as dial failures, as the Go node does; the raw
-``host_port`` (Go's ``u.Host``) is kept for that and for link identity checks.
+``host_port`` (Go's ``u.Host``) is kept for that and for link identity checks.  Two more
+are refused here, where Go would only fail each dial: a unix path longer than a socket
+address holds, and a host name the resolver cannot encode (IDNA).
 """
 
 from __future__ import annotations
 
 import binascii
+import codecs
 from dataclasses import dataclass
 
 from ygg.errors import YggError
+from ygg.keys import PUBLIC_KEY_SIZE
 from ygg.links.netutil import go_quote, parse_ip, parse_uint8, split_host_port, split_zone
 
-PUBLIC_KEY_SIZE = 32
 DIAL_SCHEMES = ("tcp", "tls", "unix", "socks")
 LISTEN_SCHEMES = ("tcp", "tls", "unix")
+UNIX_PATH_MAX = 107
+"""The longest unix socket path in bytes: ``sun_path`` holds 108 with the closing NUL."""
+
+_IDNA = codecs.lookup("idna")
 
 
 class LinkURIError(YggError):
@@ -122,7 +129,9 @@ def _build(text: str, url: _URL, pinned: frozenset[bytes], priority: int, sni: s
     host, port, zone, path = "", 0, "", ""
     if url.scheme == "unix":
         path = url.path
+        _check_unix_path(path)
     else:
+        _check_host_name(url.host)
         host, port_text = url.hostname_port()
         if host.startswith("[") and host.endswith("]"):
             host = host[1:-1]
@@ -149,6 +158,31 @@ def _build(text: str, url: _URL, pinned: frozenset[bytes], priority: int, sni: s
         host_port=url.host,
         url=url.string(),
     )
+
+
+def _check_unix_path(path: str) -> None:
+    # Go accepts it and fails every dial ("invalid argument"); Twisted fails worse.
+    size = len(path.encode("utf-8", "surrogateescape"))
+    if size > UNIX_PATH_MAX:
+        raise LinkURIError(f"unix socket path too long: {size} bytes, at most {UNIX_PATH_MAX}")
+
+
+def _check_host_name(host_port: str) -> None:
+    """Refuse a host name that the resolver's IDNA encoding refuses: that lookup would
+    fail outside any dial, leaving the peer silently dead."""
+    try:
+        host, _ = split_host_port(host_port)
+    except YggError:
+        return  # the dial reports it, as Go does
+    host, _ = split_zone(host)
+    if not host or parse_ip(host) is not None:
+        return
+    try:
+        _IDNA.encode(host)
+    except UnicodeError as e:
+        reason = str(e).encode("ascii", "backslashreplace").decode()
+        reason = reason[:1].lower() + reason[1:]
+        raise LinkURIError(f"host {go_quote(host)} is not a valid domain name: {reason}") from None
 
 
 def _first(query: dict[str, list[str]], key: str) -> str:

@@ -581,14 +581,20 @@ def split_path_traffic(body: bytes) -> tuple[list[int], int]:
     return ports, offset
 
 
+def traffic_dest(body: bytes, offset: int) -> bytes:
+    """The destination key of a traffic body whose header starts at ``offset`` (all that
+    forwarding by key reads); DecodeError if the body is too short for the header."""
+    if len(body) - offset < TRAFFIC_HEADER:
+        raise DecodeError("traffic: too short")
+    start = offset + KEY_SIZE
+    return body[start : start + KEY_SIZE]
+
+
 def traffic_fields(body: bytes, offset: int) -> tuple[bytes, bytes, int, bytes]:
     """(source, dest, kind, payload) of a traffic body whose header starts at ``offset``."""
-    return (
-        body[offset : offset + KEY_SIZE],
-        body[offset + KEY_SIZE : offset + 2 * KEY_SIZE],
-        body[offset + 2 * KEY_SIZE],
-        body[offset + TRAFFIC_HEADER :],
-    )
+    dest = offset + KEY_SIZE
+    kind = dest + KEY_SIZE
+    return body[offset:dest], body[dest:kind], body[kind], body[kind + 1 :]
 
 
 def reroute_path_traffic(ports: Iterable[int], body: bytes, offset: int) -> bytes:
@@ -606,10 +612,16 @@ def path_to_dht_traffic(body: bytes, offset: int) -> bytes:
 
 def frame(body: bytes) -> bytes:
     """``u16be(len) ‖ body``; the caller drops bodies Go would not send (spec §3.2)."""
+    return frame_header(body) + body
+
+
+def frame_header(body: bytes) -> bytes:
+    """The ``u16be(len)`` that goes before ``body`` on the link, for a writer that hands
+    the two to its transport separately (no copy of the body)."""
     size = len(body)
     if not 0 < size <= MAX_BODY:
         raise ValueError(f"a frame body is 1-{MAX_BODY} bytes, not {size}")
-    return _U16.pack(size) + body
+    return _U16.pack(size)
 
 
 class FrameError(DecodeError):

@@ -3,8 +3,9 @@
 # virtual environment in .venv with ygg installed into it.
 #
 #   scripts/setup.sh          what running a node needs
-#   scripts/setup.sh --test   also what the tests need: the reference Go node (yggdrasil
-#                             0.4.7), iperf3, dig, rdisc6, a SOCKS5 server, the ssh client
+#   scripts/setup.sh --test   also what the tests need: the reference Go nodes (Debian's
+#                             yggdrasil 0.4.7, and trixie's 0.5.12 in /opt/yggdrasil-0.5),
+#                             iperf3, dig, rdisc6, a SOCKS5 server, the ssh client
 #
 # Idempotent: a second run installs nothing. Non-interactive. Never starts a service.
 set -euo pipefail
@@ -44,6 +45,12 @@ if [ "${#missing[@]}" -gt 0 ]; then
     echo "iperf3 iperf3/start_daemon boolean false" | debconf-set-selections 2>/dev/null || true
     apt-get install -y -q --no-install-recommends -o DPkg::Lock::Timeout=300 \
         -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${missing[@]}" >&2
+fi
+
+if [ "$want_test" = 1 ]; then
+    [ "$(id -u)" -eq 0 ] || [ -x "${YGG05_DIR:-/opt/yggdrasil-0.5}/usr/sbin/yggdrasil" ] \
+        || die "installing the v0.5 reference node needs root"
+    bash scripts/install-yggdrasil-v05.sh
 fi
 
 if [ ! -x .venv/bin/python ]; then

@@ -20,6 +20,10 @@ DATA = Path(__file__).parent / "data"
 ROOT = Path(__file__).parent.parent
 YGGDRASIL = os.environ.get("YGGDRASIL", "/usr/sbin/yggdrasil")
 YGGDRASILCTL = os.environ.get("YGGDRASILCTL", "/usr/sbin/yggdrasilctl")
+#: The v0.5 reference: Debian trixie's 0.5.12, unpacked by scripts/install-yggdrasil-v05.sh.
+YGG05_DIR = os.environ.get("YGG05_DIR", "/opt/yggdrasil-0.5")
+YGGDRASIL05 = f"{YGG05_DIR}/usr/sbin/yggdrasil"
+YGGDRASILCTL05 = f"{YGG05_DIR}/usr/sbin/yggdrasilctl"
 PYTHON = sys.executable
 YGG = str(Path(sys.executable).parent / "ygg")
 TWISTD = str(Path(sys.executable).parent / "twistd")
@@ -36,9 +40,15 @@ def _missing(reason: str) -> None:
 
 
 def require_go() -> None:
-    """The Debian yggdrasil 0.4.7 binaries (installed by scripts/setup-test-env.sh)."""
+    """The Debian yggdrasil 0.4.7 binaries (installed by scripts/setup.sh --test)."""
     if not (os.access(YGGDRASIL, os.X_OK) and os.access(YGGDRASILCTL, os.X_OK)):
         _missing(f"the reference node {YGGDRASIL} is not installed")
+
+
+def require_go05() -> None:
+    """Debian trixie's yggdrasil 0.5.12 binaries (scripts/install-yggdrasil-v05.sh)."""
+    if not (os.access(YGGDRASIL05, os.X_OK) and os.access(YGGDRASILCTL05, os.X_OK)):
+        _missing(f"the v0.5 reference node {YGGDRASIL05} is not installed")
 
 
 def require_root() -> None:

@@ -36,7 +36,13 @@ class Core:
         self.public_key = key.public
         self.clock = clock
         self.router = Router(key, clock, deliver=self._from_network, deliver_oob=self._oob)
-        self.sessions = SessionManager(key, clock, send=self.router.send, deliver=self._message)
+        self.sessions = SessionManager(
+            key,
+            clock,
+            send=self.router.send,
+            deliver=self._message,
+            reply=self.router.send_untracked,
+        )
         self.ipv6_handler: Handler | None = None
         self.proto_handler: Handler | None = None
         self.oob_handler: Callable[[bytes, bytes, bytes], None] | None = None
@@ -45,7 +51,8 @@ class Core:
     # -- from the network -----------------------------------------------------------------
 
     def _from_network(self, source: bytes, payload: bytes) -> None:
-        self.sessions.handle_packet(source, payload)
+        peer = self.router.arrival  # the session layer budgets its work per link
+        self.sessions.handle_packet(source, payload, peer.port if peer is not None else None)
 
     def _oob(self, source: bytes, dest: bytes, payload: bytes) -> None:
         if self.oob_handler is not None:

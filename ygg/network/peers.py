@@ -229,9 +229,9 @@ class Peer:
         ptype = body[0]
         router = self.router
         if ptype == wire.PATH_TRAFFIC:
-            router.handle_path_traffic(body)
+            router.handle_path_traffic(body, self)
         elif ptype == wire.DHT_TRAFFIC:
-            router.handle_dht_traffic(body, 1, True)
+            router.handle_dht_traffic(body, 1, True, self)
         elif ptype == wire.DUMMY:
             prio = wire.dummy_priority(body)
             if prio is not None and prio > self.prio:

@@ -78,6 +78,9 @@ class Router:
         self.deliver_oob = deliver_oob
         self.verify = (verifier or _SHARED_VERIFIER).verify
         self.peers: dict[int, Peer] = {}
+        #: The link the traffic being delivered came in on (None: our own), for ``deliver``
+        #: to read: the session layer budgets work per link.
+        self.arrival: Peer | None = None
         self.closed = False
         #: Bumped whenever the tree or the DHT changes (lets callers notice convergence).
         self.version = 0
@@ -123,6 +126,14 @@ class Router:
             raise ValueError("incorrect address length")
         self._send(dest, wire.KIND_STANDARD, payload)
 
+    def send_untracked(self, dest: bytes, payload: bytes) -> None:
+        """Like :meth:`send`, for a one-off answer to a packet whose source may be made up:
+        a route already known is used, but no route entry is made (each is held a minute,
+        and made-up sources would fill the table)."""
+        if len(dest) != PUBLIC_KEY_SIZE:
+            raise ValueError("incorrect address length")
+        self._send(dest, wire.KIND_STANDARD, payload, track=False)
+
     def send_oob(self, dest: bytes, payload: bytes) -> None:
         """Out-of-band (kind 2) data, handled where routing towards ``dest`` ends (which
         may be a partial key: the node closest to it answers)."""
@@ -130,10 +141,14 @@ class Router:
             raise ValueError("incorrect address length")
         self._send(dest, wire.KIND_OOB, payload)
 
-    def _send(self, dest: bytes, kind: int, payload: bytes) -> None:
+    def _send(self, dest: bytes, kind: int, payload: bytes, track: bool = True) -> None:
         if self.closed:
             raise ValueError("closed")
-        path = self.pathfinder.get_path(dest)
+        if track:
+            path = self.pathfinder.get_path(dest)
+        else:
+            entry = self.pathfinder.paths.get(dest)
+            path = entry.path if entry is not None else None
         me = self.public_key
         if path is not None:
             nxt = self.peers.get(path[0] if path else 0)
@@ -150,42 +165,48 @@ class Router:
 
     # -- receiving ------------------------------------------------------------------------
 
-    def handle_dht_traffic(self, body: bytes, offset: int, from_link: bool) -> None:
-        """Type 9 traffic (or a broken source route's fallback): route on by key."""
-        if len(body) - offset < wire.TRAFFIC_HEADER:
-            raise LinkError("dht traffic too short")
-        dest = body[offset + 32 : offset + 64]
-        nxt = self.dht.lookup(dest, False)
+    def handle_dht_traffic(
+        self, body: bytes, offset: int, from_link: bool, peer: Peer | None = None
+    ) -> None:
+        """Type 9 traffic (or a broken source route's fallback) that came in on ``peer``:
+        route on by key."""
+        dest = wire.traffic_dest(body, offset)
+        # No key is closer to our own than ours: the lookup would end here.
+        nxt = None if dest == self.public_key else self.dht.lookup(dest, False)
         if nxt is None:
-            self._arrived(body, offset, dest, keepalive=not from_link)
+            self._arrived(body, offset, dest, not from_link, peer)
         elif offset == 1:
             nxt.push(body, 1)
         else:
             nxt.push(wire.path_to_dht_traffic(body, offset), 1)
 
-    def handle_path_traffic(self, body: bytes) -> None:
-        """Type 10 traffic: follow the source route, or fall back to the DHT where it ends."""
+    def handle_path_traffic(self, body: bytes, peer: Peer | None = None) -> None:
+        """Type 10 traffic that came in on ``peer``: follow the source route, or fall back
+        to the DHT where it ends."""
         ports, offset = wire.split_path_traffic(body)
         nxt = self.peers.get(ports[0] if ports else 0)
         if nxt is not None:
             forward = wire.reroute_path_traffic(ports[1:], body, offset)
             nxt.push(forward, offset + len(forward) - len(body))
         else:
-            self.handle_dht_traffic(body, offset, False)
+            self.handle_dht_traffic(body, offset, False, peer)
 
-    def _arrived(self, body: bytes, offset: int, dest: bytes, keepalive: bool) -> None:
+    def _arrived(
+        self, body: bytes, offset: int, dest: bytes, keepalive: bool, peer: Peer | None = None
+    ) -> None:
         """Routing ends here: notify the sender if it is us it wanted, then deliver."""
-        source = body[offset : offset + 32]
+        source, _, kind, payload = wire.traffic_fields(body, offset)
         me = self.public_key
         if dest == me:
             self.pathfinder.do_notify(source, keepalive)
-        kind = body[offset + 64]
         if kind == wire.KIND_STANDARD:
             if dest == me:
-                self.deliver(source, body[offset + wire.TRAFFIC_HEADER :])
+                self.arrival = peer
+                self.deliver(source, payload)
+                self.arrival = None
         elif kind == wire.KIND_OOB:
             if self.deliver_oob is not None:
-                self.deliver_oob(source, dest, body[offset + wire.TRAFFIC_HEADER :])
+                self.deliver_oob(source, dest, payload)
 
     def handle_protocol(self, peer: Peer, ptype: int, packet: wire.Packet) -> None:
         """A decoded protocol packet (types 1–8) from ``peer``."""

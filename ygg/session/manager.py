@@ -7,25 +7,37 @@ to ``deliver(source, message)``.  Time comes from the ``IReactorTime`` it is giv
 State changes are finished before ``send`` or ``deliver`` is called, so either may call
 back into the manager; the order of packets a single event produces is the Go node's
 (an ack before the buffered message, §18).
+
+Session packets come from keys nobody authenticated, so the public-key work they can cause
+is bounded (docs/reliability.md): cheap checks first; answers to traffic of unknown
+sessions and inits from keys without a session are paid for from per-link and shared
+token budgets (:mod:`ygg.session.budget`); sessions made from an init are *pending* until
+the remote's traffic opens, and the pending ones are capped, evicting the oldest of the
+link that holds most; replies to such packets go out through ``reply``, which keeps no
+route state.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ygg.errors import DecodeError
 from ygg.keys import PUBLIC_KEY_SIZE, NodeKey, ed25519_public_to_x25519
+from ygg.network.router import MTU as NETWORK_MTU
+from ygg.session.budget import Budget
 from ygg.session.crypto import KEY_SIZE, KeyPair, new_key_pair, open_box, seal
 from ygg.session.ratchet import U64, Session
 from ygg.session.wire import (
     ACK,
     DUMMY,
     INIT,
+    INIT_SIZE,
     TRAFFIC,
     TRAFFIC_OVERHEAD,
+    TRAFFIC_OVERHEAD_MIN,
     Init,
     decode_init,
     decode_traffic_header,
@@ -37,9 +49,22 @@ from ygg.timers import cancel, expire_idle
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
-NETWORK_MTU = 53129
 SESSION_TIMEOUT = 60.0  # idle session, and a pre-session buffer after its last write
 ROTATION_INTERVAL = 60.0  # keys advance, and recvNonce rises, at most this often
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What unauthenticated session packets may cost, per second (a budget holds one
+    second's worth).  A link gets a quarter of the shared budget, so it takes four flooding
+    links to spend what a quiet one needs."""
+
+    answers_per_link: float = 50.0  # inits answering traffic of unknown sessions
+    answers: float = 200.0  # … from all links together
+    opens_per_link: float = 50.0  # inits and acks opened for keys without a session
+    opens: float = 200.0  # … from all links together
+    inits_per_key: int = 4  # inits and acks a key with a session or buffer opens for free
+    pending: int = 512  # sessions whose remote has not yet sent traffic that opens
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +80,16 @@ class SessionInfo:
 class _Buffer:
     """The latest message for a key without a session, and the init that asks for one."""
 
-    __slots__ = ("current", "data", "init", "last_write", "next", "timer")
+    __slots__ = (
+        "current",
+        "data",
+        "init",
+        "init_count",
+        "init_second",
+        "last_write",
+        "next",
+        "timer",
+    )
 
     def __init__(self, init: Init, current: KeyPair, next: KeyPair, now: float) -> None:
         self.init = init
@@ -64,6 +98,8 @@ class _Buffer:
         self.data = b""
         self.last_write = now
         self.timer: IDelayedCall | None = None
+        self.init_second = 0  # as Session's: acks opened this second for free
+        self.init_count = 0
 
 
 class SessionManager:
@@ -78,22 +114,40 @@ class SessionManager:
         send: Callable[[bytes, bytes], None],
         deliver: Callable[[bytes, bytes], None],
         network_mtu: int = NETWORK_MTU,
+        reply: Callable[[bytes, bytes], None] | None = None,
+        limits: Limits = Limits(),
     ) -> None:
+        """``reply`` sends like ``send`` but keeps no state for the destination (the
+        router's route entry); it carries answers to packets whose source may be made up."""
         self._key = key
         self._x25519 = key.x25519_private()
         self._clock = clock
         self._send = send
+        self._reply = reply or send
         self._deliver = deliver
         self._mtu = network_mtu - self.OVERHEAD
         self._sessions: dict[bytes, Session] = {}
         self._buffers: dict[bytes, _Buffer] = {}
         self._closed = False
+        self._limits = limits
+        now = clock.seconds()
+        self._answers = Budget(limits.answers_per_link, limits.answers, now)
+        self._opens = Budget(limits.opens_per_link, limits.opens, now)
+        # Pending sessions per link, oldest first.
+        self._pending: dict[Hashable, dict[bytes, None]] = {}
+        self._pending_count = 0
+        #: Packets dropped and work refused, by reason.
         self.drops: Counter[str] = Counter()
 
     @property
     def mtu(self) -> int:
         """The largest message :meth:`write_to` accepts."""
         return self._mtu
+
+    @property
+    def pending(self) -> int:
+        """Sessions made from an init whose remote has not yet sent traffic that opens."""
+        return self._pending_count
 
     # -- sending ----------------------------------------------------------------------
 
@@ -107,6 +161,8 @@ class SessionManager:
             raise ValueError("oversized message")
         session = self._sessions.get(dest)
         if session is not None:
+            if session.pending:  # we talk to it: no longer ours to evict
+                self._unpend(dest, session)
             self._seal(dest, session, message)
         else:
             self._buffer_and_init(dest, message)
@@ -147,9 +203,10 @@ class SessionManager:
         buffer.last_write = now
         self._send_init(dest, INIT, buffer.init)
 
-    def _send_init(self, dest: bytes, kind: int, init: Init) -> None:
+    def _send_init(self, dest: bytes, kind: int, init: Init, reply: bool = False) -> None:
         recipient = ed25519_public_to_x25519(dest)
-        self._send(dest, encode_init(kind, init, new_key_pair(), recipient, self._key))
+        packet = encode_init(kind, init, new_key_pair(), recipient, self._key)
+        (self._reply if reply else self._send)(dest, packet)
 
     def _init_from(self, session: Session) -> Init:
         return Init(
@@ -161,9 +218,10 @@ class SessionManager:
 
     # -- receiving --------------------------------------------------------------------
 
-    def handle_packet(self, source: bytes, data: bytes) -> None:
-        """A payload the network layer delivered from ``source``.  Bad input is dropped and
-        counted in :attr:`drops`, never raised."""
+    def handle_packet(self, source: bytes, data: bytes, link: Hashable = None) -> None:
+        """A payload the network layer delivered from ``source``, which came in on ``link``
+        (any hashable naming it; None for our own).  Bad input is dropped and counted in
+        :attr:`drops`, never raised."""
         if not data:
             self.drops["empty"] += 1
             return
@@ -175,9 +233,9 @@ class SessionManager:
             if session is not None:
                 self._open(source, session, data)
             else:
-                self._answer_stranger(source)
+                self._answer_stranger(source, data, link)
         elif kind == INIT or kind == ACK:
-            self._handle_init(source, data)
+            self._handle_init(source, data, link)
         elif kind == DUMMY:
             self.drops["dummy"] += 1
         else:
@@ -202,12 +260,12 @@ class SessionManager:
             ratchets = True
         else:
             self.drops["unknown-keys"] += 1
-            self._send_init(source, INIT, self._init_from(session))
+            self._ask_for_init(source, session)
             return
         plaintext = open_box(data[offset:], nonce, shared)
         if plaintext is None:
             self.drops["open-failed"] += 1
-            self._send_init(source, INIT, self._init_from(session))
+            self._ask_for_init(source, session)
             return
         if len(plaintext) < KEY_SIZE:
             self.drops["short-plaintext"] += 1
@@ -221,54 +279,127 @@ class SessionManager:
                 session.recv_nonce = nonce
             session.rotated = now
         message = plaintext[KEY_SIZE:]
+        if session.pending:  # the remote holds the keys: the session is established
+            self._unpend(source, session)
         session.rx += len(message)
         session.last_activity = now
         self._deliver(source, message)
 
-    def _answer_stranger(self, source: bytes) -> None:
-        """Traffic without a session: an init with throw-away keys, and no state kept."""
+    def _ask_for_init(self, source: bytes, session: Session) -> None:
+        """Traffic of a session did not open: send an init, at most one a second (a second
+        one would carry the same seq, which the remote ignores)."""
+        second = int(self._clock.seconds())
+        if session.init_sent == second:
+            self.drops["init-throttled"] += 1
+            return
+        session.init_sent = second
+        self._send_init(source, INIT, self._init_from(session), session.pending)
+
+    def _answer_stranger(self, source: bytes, data: bytes, link: Hashable) -> None:
+        """Traffic without a session: an init with throw-away keys, and no state kept.
+
+        Cheap checks first, then only while the link's and the shared answer budgets last."""
         self.drops["no-session"] += 1
         if self._closed or len(source) != PUBLIC_KEY_SIZE:
             return
-        now = int(self._clock.seconds())
-        self._send_init(source, INIT, Init(new_key_pair().public, new_key_pair().public, 0, now))
+        if len(data) < TRAFFIC_OVERHEAD_MIN:
+            self.drops["short"] += 1
+            return
+        if source == self._key.public:
+            self.drops["own-key"] += 1
+            return
+        now = self._clock.seconds()
+        refused = self._answers.take(link, now)
+        if refused is not None:
+            self.drops["answer-budget-" + refused] += 1
+            return
+        throwaway = Init(new_key_pair().public, new_key_pair().public, 0, int(now))
+        self._send_init(source, INIT, throwaway, reply=True)
 
-    def _handle_init(self, source: bytes, data: bytes) -> None:
-        try:
-            kind, init = decode_init(data, self._x25519, source)
-        except DecodeError as exc:
-            self.drops[str(exc)] += 1
+    def _handle_init(self, source: bytes, data: bytes, link: Hashable) -> None:
+        if len(data) != INIT_SIZE:
+            self.drops["bad-init"] += 1
             return
         if self._closed:
             self.drops["closed"] += 1
             return
         now = self._clock.seconds()
         session = self._sessions.get(source)
-        existed = session is not None
+        # Opening an init costs an X25519 product and a signature check: a key we have a
+        # session or a buffer for gets a few a second for free, other keys pay from the
+        # budgets of their link and of all links.
+        known = session if session is not None else self._buffers.get(source)
+        if known is None or not self._free_init(known, int(now)):
+            refused = self._opens.take(link, now)
+            if refused is not None:
+                self.drops["init-budget-" + refused] += 1
+                return
+        try:
+            kind, init = decode_init(data, self._x25519, source)
+        except DecodeError as exc:
+            self.drops[str(exc)] += 1
+            return
         buffer = None
         if session is None:
             buffer = self._buffers.pop(source, None)
-            if buffer is not None:
+            if buffer is not None:  # the ack to our init: a session we asked for
                 cancel(buffer.timer)
-                send, next_local = buffer.current, buffer.next
+                session = Session(init, now, buffer.current, buffer.next)
             else:
-                send, next_local = new_key_pair(), new_key_pair()
-            session = Session(
-                init.current, init.next, init.seq, now, new_key_pair(), send, next_local
-            )
+                self._make_room()
+                session = Session(init, now, new_key_pair(), new_key_pair(), link)
+                self._pend(source, session)
             session.timer = self._clock.callLater(
                 SESSION_TIMEOUT, self._expire_session, source, session
             )
             self._sessions[source] = session
-        if init.seq > session.seq:
+            # A new session is answered with an ack, whether an init or an ack made it.
+            self._send_init(source, ACK, self._init_from(session), session.pending)
+        elif init.seq > session.seq:
             session.update(init)
             session.last_activity = now
-            if kind == INIT or not existed:  # an ack creating the session is answered like an init
-                self._send_init(source, ACK, self._init_from(session))
+            if kind == INIT:
+                self._send_init(source, ACK, self._init_from(session), session.pending)
         else:
             self.drops["stale-init"] += 1
         if buffer is not None:
             self._seal(source, session, buffer.data)
+
+    def _free_init(self, entry: Session | _Buffer, second: int) -> bool:
+        """Whether ``entry``'s key may open another init this second without the budget."""
+        if entry.init_second != second:
+            entry.init_second = second
+            entry.init_count = 0
+        if entry.init_count >= self._limits.inits_per_key:
+            return False
+        entry.init_count += 1
+        return True
+
+    # -- pending sessions -------------------------------------------------------------
+
+    def _pend(self, key: bytes, session: Session) -> None:
+        session.pending = True
+        self._pending.setdefault(session.link, {})[key] = None
+        self._pending_count += 1
+
+    def _unpend(self, key: bytes, session: Session) -> None:
+        session.pending = False
+        keys = self._pending[session.link]
+        del keys[key]
+        if not keys:
+            del self._pending[session.link]
+        self._pending_count -= 1
+
+    def _make_room(self) -> None:
+        """At the cap, evict the oldest pending session of the link holding the most."""
+        if self._pending_count < self._limits.pending or not self._pending:
+            return
+        keys = max(self._pending.values(), key=len)
+        key = next(iter(keys))
+        session = self._sessions.pop(key)
+        self._unpend(key, session)
+        cancel(session.timer)
+        self.drops["pending-evicted"] += 1
 
     # -- timers -----------------------------------------------------------------------
 
@@ -282,6 +413,8 @@ class SessionManager:
             SESSION_TIMEOUT,
             self._expire_session,
         )
+        if session.pending and self._sessions.get(key) is not session:
+            self._unpend(key, session)
 
     def _expire_buffer(self, key: bytes, buffer: _Buffer) -> None:
         expire_idle(
@@ -313,3 +446,5 @@ class SessionManager:
             cancel(buffer.timer)
         self._sessions.clear()
         self._buffers.clear()
+        self._pending.clear()
+        self._pending_count = 0

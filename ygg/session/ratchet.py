@@ -8,6 +8,7 @@ inside the box, so the remote learns our next key before we move to it.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import TYPE_CHECKING
 
 from ygg.session.crypto import KeyPair, new_key_pair, precompute
@@ -30,10 +31,15 @@ class Session:
         "_next_recv_shared",
         "_next_send_shared",
         "current",
+        "init_count",
+        "init_second",
+        "init_sent",
         "last_activity",
+        "link",
         "local_key_seq",
         "next",
         "next_local",
+        "pending",
         "recv",
         "recv_nonce",
         "recv_shared",
@@ -50,29 +56,36 @@ class Session:
     )
 
     def __init__(
-        self,
-        current: bytes,
-        next: bytes,
-        seq: int,
-        now: float,
-        recv: KeyPair,
-        send: KeyPair,
-        next_local: KeyPair,
+        self, init: Init, now: float, send: KeyPair, next_local: KeyPair, link: Hashable = None
     ) -> None:
-        self.seq = (seq - 1) & U64  # so that the init or ack creating the session updates it
-        self.current = current
-        self.next = next
-        self.remote_key_seq = 0
-        self.local_key_seq = 0
-        self.recv = recv
-        self.send = send
-        self.next_local = next_local
+        """The session an accepted init or ack makes: a new session (§12.5) at once updated
+        by that init.  ``send`` and ``next_local`` are the pairs the new session holds in
+        those places (fresh, or a pre-session buffer's); the update moves them down a place
+        and adds a fresh next pair.  The recv pair and shared keys a new session would make
+        first are thrown away by that update, so they are not made."""
+        self.current = init.current
+        self.next = init.next
+        self.seq = init.seq
+        self.remote_key_seq = init.key_seq
+        self.local_key_seq = 1
+        self.recv = send
+        self.send = next_local
+        self.next_local = new_key_pair()
         self.since = now
         self.last_activity = now
         self.rotated: float | None = None
         self.rx = 0
         self.tx = 0
         self.timer: IDelayedCall | None = None
+        #: The link the creating init came in on, and whether the remote has yet to prove
+        #: it holds the keys (by traffic that opens) — until then the session may be evicted.
+        self.link = link
+        self.pending = False
+        #: Inits and acks from this key opened in the second ``init_second``; the second
+        #: of the last init we sent because its traffic did not open.
+        self.init_second = 0
+        self.init_count = 0
+        self.init_sent = 0
         self.recompute(0, 0)
 
     def recompute(self, recv_nonce: int, send_nonce: int) -> None:

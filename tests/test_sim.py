@@ -92,3 +92,47 @@ class CommandLineTests(SynchronousTestCase):
         self.assertEqual((result["nodes"], result["pairs"], result["delivered"]), (30, 20, 20))
         self.assertTrue(result["root_agreed"])
         self.assertGreaterEqual(result["stretch_mean"], 1.0)
+        self.assertEqual(result["protocol"], "0.4")
+        self.assertNotIn("tree_entries_mean", result)
+
+    def test_json_output_v05(self) -> None:
+        """``--protocol 0.5``: the same fields, v0.5's tables instead of the DHT's."""
+        done = subprocess.run(
+            [
+                PYTHON,
+                "-m",
+                "ygg.sim",
+                "--protocol",
+                "0.5",
+                "--nodes",
+                "30",
+                "--graph",
+                "ba",
+                "--seed",
+                "2",
+                "--pairs",
+                "20",
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=ROOT,
+        )
+        self.assertEqual(done.returncode, 0, done.stderr)
+        result = json.loads(done.stdout)
+        self.assertEqual(result["protocol"], "0.5")
+        self.assertEqual((result["nodes"], result["pairs"], result["delivered"]), (30, 20, 20))
+        self.assertTrue(result["root_agreed"])
+        self.assertGreaterEqual(result["stretch_mean"], 1.0)
+        self.assertIsNone(result["dht_entries_mean"])
+        self.assertGreater(result["tree_entries_mean"], 1)
+        self.assertGreater(result["bloom_occupancy_max"], 0)
+        for key in (
+            "converge_sim_seconds",
+            "wall_seconds",
+            "peak_rss_kb",
+            "frames_per_node_second",
+            "idle_frames_per_node_second",
+        ):
+            self.assertIn(key, result)

@@ -8,6 +8,7 @@ import sys
 
 from ygg.sim import graphs
 from ygg.sim.measure import run_experiment
+from ygg.sim.network import PROTOCOLS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,11 +25,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--pairs", type=int, default=100, help="random pairs to send traffic")
+    parser.add_argument(
+        "--protocol",
+        choices=sorted(PROTOCOLS),
+        default="0.4",
+        help="which routing core the nodes run (default 0.4)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     if args.nodes < 2:
         parser.error("--nodes must be at least 2")
-    result = run_experiment(args.nodes, args.graph, args.seed, args.pairs)
+    result = run_experiment(args.nodes, args.graph, args.seed, args.pairs, protocol=args.protocol)
     if args.json:
         print(json.dumps(result.as_dict()))
     else:

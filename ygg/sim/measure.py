@@ -1,4 +1,9 @@
-"""One simulator experiment: build a graph, converge, send traffic, measure."""
+"""One simulator experiment: build a graph, converge, send traffic, measure.
+
+The same experiment runs either protocol (``protocol="0.4"`` or ``"0.5"``); the fields
+that only one of them has (v0.4's DHT table, v0.5's tree infos and bloom filters) are
+null for the other or left out.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ _WARMUP = ((0, 1), (1, 0), (0, 1), (1, 0))
 _WARMUP_GAP = 0.3
 _SETTLE = 1.5
 _BATCH = 100
+_IDLE = 10.0  # simulated seconds of quiet after the traffic, to count upkeep frames
 
 
 @dataclass
@@ -34,12 +40,36 @@ class Result:
     converge_sim_seconds: float
     wall_seconds: float
     peak_rss_kb: int
-    dht_entries_mean: float
-    dht_entries_max: int
+    dht_entries_mean: float | None
+    dht_entries_max: int | None
     root_agreed: bool
+    protocol: str = "0.4"
+    #: Frames written per node: in all, per simulated second; before convergence; and per
+    #: second in a quiet window after the traffic (upkeep: keepalives, refreshes).
+    frames_per_node_second: float = 0.0
+    converge_frames_per_node: float = 0.0
+    idle_frames_per_node_second: float = 0.0
+    # v0.5 only: infos held per node, and the share of the 8192 bits set in the filters
+    # sent on tree links.
+    tree_entries_mean: float | None = None
+    tree_entries_max: int | None = None
+    bloom_occupancy_mean: float | None = None
+    bloom_occupancy_max: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if self.protocol == "0.4":
+            for key in _V05_ONLY:
+                del out[key]
+        return out
+
+
+_V05_ONLY = (
+    "tree_entries_mean",
+    "tree_entries_max",
+    "bloom_occupancy_mean",
+    "bloom_occupancy_max",
+)
 
 
 def _percentile(values: list[float], fraction: float) -> float:
@@ -48,12 +78,19 @@ def _percentile(values: list[float], fraction: float) -> float:
 
 
 def run_experiment(
-    nodes: int, graph: str, seed: int, pairs: int, timeout: float = 3600.0
+    nodes: int,
+    graph: str,
+    seed: int,
+    pairs: int,
+    timeout: float = 3600.0,
+    protocol: str = "0.4",
 ) -> Result:
     started = time.perf_counter()
     edges = graphs.generate(graph, nodes, seed)
-    net = SimNetwork.from_edges(nodes, edges, seed=seed)
+    net = SimNetwork.from_edges(nodes, edges, seed=seed, protocol=protocol)
+    start_time = net.clock.seconds()
     converge = net.run_until(net.converged, timeout=timeout, step=0.1, settle=1.0)
+    converge_frames = net.frames_sent()
     adjacency = graphs.neighbours(nodes, edges)
     rng = random.Random(seed + 1)
     chosen = [tuple(rng.sample(range(nodes), 2)) for _ in range(pairs)]
@@ -71,7 +108,7 @@ def run_experiment(
         net.run(_SETTLE)
         probes = []
         for a, b in batch:
-            routed += net.nodes[a].router.pathfinder.get_path(net.nodes[b].public) is not None
+            routed += net.has_path(a, b)
             probes.append((a, b, net.send_probe(a, b)))
         net.run(1.0)
         for a, b, probe in probes:
@@ -82,7 +119,14 @@ def run_experiment(
                 distances[a] = graphs.hops_from(a, adjacency)
             stretches.append(net.hops[probe] / distances[a][b])
 
-    sizes = net.dht_sizes()
+    idle_from, idle_frames = net.clock.seconds(), net.frames_sent()
+    net.run(_IDLE)
+    idle_frames = net.frames_sent() - idle_frames
+    elapsed = net.clock.seconds() - start_time
+    v05 = protocol == "0.5"
+    sizes = None if v05 else net.dht_sizes()
+    trees = net.tree_sizes() if v05 else None
+    occupancy = (net.bloom_occupancy() or [0.0]) if v05 else None
     return Result(
         nodes=nodes,
         edges=len(edges),
@@ -96,7 +140,17 @@ def run_experiment(
         converge_sim_seconds=round(converge, 3),
         wall_seconds=round(time.perf_counter() - started, 2),
         peak_rss_kb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-        dht_entries_mean=round(statistics.mean(sizes), 2),
-        dht_entries_max=max(sizes),
+        dht_entries_mean=round(statistics.mean(sizes), 2) if sizes else None,
+        dht_entries_max=max(sizes) if sizes else None,
         root_agreed=net.root_agreed(),
+        protocol=protocol,
+        frames_per_node_second=round(net.frames_sent() / nodes / elapsed, 3),
+        converge_frames_per_node=round(converge_frames / nodes, 1),
+        idle_frames_per_node_second=round(
+            idle_frames / nodes / (net.clock.seconds() - idle_from), 3
+        ),
+        tree_entries_mean=round(statistics.mean(trees), 2) if trees else None,
+        tree_entries_max=max(trees) if trees else None,
+        bloom_occupancy_mean=round(statistics.mean(occupancy), 4) if occupancy else None,
+        bloom_occupancy_max=round(max(occupancy), 4) if occupancy else None,
     )

@@ -1,9 +1,13 @@
-"""A deterministic network of real routers on one ``task.Clock``.
+"""A deterministic network of real routers on one :class:`~ygg.sim.clock.SimClock`.
 
-Every node is an unmodified :class:`ygg.network.router.Router`; links are in-memory pipes
-that deliver each frame body to the other side after a fixed delay.  Keys come from the
-seed, time only moves when the simulation advances the clock, and nothing else is random
-that affects routing, so a run is reproducible and any routing bug can be replayed.
+Every node is an unmodified router of the protocol chosen: v0.4's
+:class:`ygg.network.router.Router` (the default) or v0.5's
+:class:`ygg.v05.network.router.Router`, each behind a small adapter (:data:`PROTOCOLS`)
+that knows how to build it, where a probe's payload sits in its traffic frames and what
+"converged" means for it.  Links are in-memory pipes that deliver each frame body to the
+other side after a fixed delay.  Keys (and v0.5's nonces) come from the seed, time only
+moves when the simulation advances the clock, and nothing else is random that affects
+routing, so a run is reproducible and any routing bug can be replayed.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from ygg.network import wire
 from ygg.network.peers import LinkError, Peer
 from ygg.network.router import Router
 from ygg.sim.clock import SimClock
+from ygg.v05.network import wire as wire05
+from ygg.v05.network.router import Router as Router05
 
 START_TIME = 1_700_000_000.0
 _PROBE = b"ygg-sim"  # payloads the simulator sends carry this, then a u64 packet id
@@ -40,6 +46,109 @@ class SimNode:
         return self.key.public
 
 
+class _V04:
+    """v0.4: ironwood ec61cea's tree, DHT and source routes."""
+
+    name = "0.4"
+
+    @staticmethod
+    def make_router(net: SimNetwork, node: SimNode) -> Any:
+        return Router(
+            node.key,
+            net.clock,
+            deliver=lambda source, payload: node.received.append((source, payload)),
+            deliver_oob=lambda source, dest, payload: node.received_oob.append(
+                (source, dest, payload)
+            ),
+        )
+
+    @staticmethod
+    def payload_offset(body: bytes) -> int | None:
+        if not body or body[0] not in (wire.DHT_TRAFFIC, wire.PATH_TRAFFIC):
+            return None
+        try:
+            offset = 1 if body[0] == wire.DHT_TRAFFIC else wire.split_path_traffic(body)[1]
+        except DecodeError:
+            return None
+        return offset + wire.TRAFFIC_HEADER
+
+    @staticmethod
+    def root_view(router: Any) -> tuple[bytes, int]:
+        return router.tree.self.root, router.tree.self.seq
+
+    @staticmethod
+    def has_path(router: Any, key: bytes) -> bool:
+        return router.pathfinder.get_path(key) is not None
+
+    @staticmethod
+    def converged(net: SimNetwork) -> bool:
+        return net.root_agreed() and net.dht_converged()
+
+
+class _V05:
+    """v0.5: ironwood 743fe2f's tree CRDT, bloom filters and greedy tree routing."""
+
+    name = "0.5"
+
+    @staticmethod
+    def make_router(net: SimNetwork, node: SimNode) -> Any:
+        nonces = random.Random(node.key.public)  # seeded per key: reproducible
+        return Router05(
+            node.key,
+            net.clock,
+            deliver=lambda source, payload: node.received.append((source, payload)),
+            nonce=lambda: nonces.getrandbits(64),
+        )
+
+    @staticmethod
+    def payload_offset(body: bytes) -> int | None:
+        if not body or body[0] != wire05.TRAFFIC:
+            return None
+        try:
+            return wire05.traffic_header(body).payload_offset
+        except DecodeError:
+            return None
+
+    @staticmethod
+    def root_view(router: Any) -> tuple[bytes, int]:
+        tree = router.tree
+        root = tree.root(router.public_key)
+        info = tree.info(root)
+        return root, info.seq if info is not None else -1
+
+    @staticmethod
+    def has_path(router: Any, key: bytes) -> bool:
+        return router.has_path(key)
+
+    @staticmethod
+    def converged(net: SimNetwork) -> bool:
+        """One root, the lowest key, for everyone, reached through parents that are
+        neighbours; and every bloom filter settled: the last one each node sent is the one
+        its neighbour holds, and the next tick would send nothing new."""
+        live = net.live()
+        root = net.expected_root()
+        if not net.root_agreed() or _V05.root_view(live[0].router)[0] != root:
+            return False
+        for node in live:
+            own = node.router.tree.info(node.public)
+            if own is None or (own.parent != node.public and own.parent not in node.router.peers):
+                return False
+            blooms = node.router.blooms
+            if not blooms.settled():
+                return False
+            for key, state in blooms.states.items():
+                if not state.on_tree:
+                    continue
+                other = net.by_key[key].router.blooms.states.get(node.public)
+                if other is None or other.recv != state.send:
+                    return False
+        return True
+
+
+#: The protocol adapters, by the name ``--protocol`` takes.
+PROTOCOLS = {"0.4": _V04, "0.5": _V05}
+
+
 class SimLink:
     """One direction of an in-memory link: what a Peer writes with."""
 
@@ -56,6 +165,7 @@ class SimLink:
             return
         self.frames += 1
         self.bytes += len(body)
+        self.net.frames_total += 1
         self.net.clock.callLater(pair.delay, self.net._deliver, pair, self.to_side, bytes(body))
 
     def close(self, reason: str) -> None:
@@ -74,7 +184,9 @@ class SimPair:
 
 
 class SimNetwork:
-    def __init__(self, seed: int = 0, delay: float = 0.005, clock: Any = None) -> None:
+    def __init__(
+        self, seed: int = 0, delay: float = 0.005, clock: Any = None, protocol: str = "0.4"
+    ) -> None:
         # Roots use the time in seconds as their sequence number and the link-start
         # announcement uses 0, so the simulation starts at a realistic time.
         if clock is None:
@@ -82,12 +194,14 @@ class SimNetwork:
         elif clock.seconds() < START_TIME:
             clock.advance(START_TIME - clock.seconds())
         self.clock = clock
+        self.protocol = PROTOCOLS[protocol]
         self.rng = random.Random(seed)
         self.delay = delay
         self.nodes: list[SimNode] = []
         self.pairs: dict[tuple[int, int], SimPair] = {}
         self.closed_links: list[tuple[tuple[int, int], str]] = []
         self.hops: dict[int, int] = {}  # probe id -> traffic frames it crossed
+        self.frames_total = 0
         self._next_probe = 0
         self.by_key: dict[bytes, SimNode] = {}
 
@@ -102,22 +216,20 @@ class SimNetwork:
 
     def _make_node(self, index: int, key: NodeKey) -> SimNode:
         node = SimNode(index, key, None)  # type: ignore[arg-type]
-        node.router = Router(
-            key,
-            self.clock,
-            deliver=lambda source, payload: node.received.append((source, payload)),
-            deliver_oob=lambda source, dest, payload: node.received_oob.append(
-                (source, dest, payload)
-            ),
-        )
+        node.router = self.protocol.make_router(self, node)
         self.by_key[key.public] = node
         return node
 
     @classmethod
     def from_edges(
-        cls, n: int, edges: Iterable[tuple[int, int]], seed: int = 0, delay: float = 0.005
+        cls,
+        n: int,
+        edges: Iterable[tuple[int, int]],
+        seed: int = 0,
+        delay: float = 0.005,
+        protocol: str = "0.4",
     ) -> SimNetwork:
-        net = cls(seed=seed, delay=delay)
+        net = cls(seed=seed, delay=delay, protocol=protocol)
         for _ in range(n):
             net.add_node()
         for a, b in edges:
@@ -174,19 +286,15 @@ class SimNetwork:
         peer = pair.peers[side]
         if pair.closed or peer is None:
             return
-        if body and body[0] in (wire.DHT_TRAFFIC, wire.PATH_TRAFFIC):
-            self._trace(body)
+        start = self.protocol.payload_offset(body)
+        if start is not None:
+            self._trace(body, start)
         try:
             peer.handle_body(body)
-        except (LinkError, DecodeError) as e:
+        except (LinkError, DecodeError) as e:  # v0.5's LinkError is a DecodeError
             self._close_pair(pair, f"{type(e).__name__}: {e}")
 
-    def _trace(self, body: bytes) -> None:
-        try:
-            offset = 1 if body[0] == wire.DHT_TRAFFIC else wire.split_path_traffic(body)[1]
-        except DecodeError:
-            return
-        start = offset + wire.TRAFFIC_HEADER
+    def _trace(self, body: bytes, start: int) -> None:
         if body[start : start + len(_PROBE)] == _PROBE:
             (probe,) = _PROBE_ID.unpack_from(body, start + len(_PROBE))
             self.hops[probe] = self.hops.get(probe, 0) + 1
@@ -236,8 +344,8 @@ class SimNetwork:
         return [n for n in self.nodes if n.up]
 
     def root_agreed(self) -> bool:
-        selves = {(n.router.tree.self.root, n.router.tree.self.seq) for n in self.live()}
-        return len(selves) == 1
+        view = self.protocol.root_view
+        return len({view(n.router) for n in self.live()}) == 1
 
     def expected_root(self) -> bytes:
         return min(n.public for n in self.live())
@@ -263,7 +371,15 @@ class SimNetwork:
         return True
 
     def converged(self) -> bool:
-        return self.root_agreed() and self.dht_converged()
+        return self.protocol.converged(self)
+
+    def has_path(self, src: int, dst: int) -> bool:
+        """``src`` knows a route to ``dst`` (v0.4: a source route; v0.5: its coords)."""
+        return self.protocol.has_path(self.nodes[src].router, self.nodes[dst].public)
+
+    def frames_sent(self) -> int:
+        """Frames written on every link so far (both directions, closed links included)."""
+        return self.frames_total
 
     def send_probe(self, src: int, dst: int) -> int:
         """Network-layer traffic from ``src`` to ``dst`` carrying a fresh probe id."""
@@ -280,3 +396,16 @@ class SimNetwork:
 
     def dht_sizes(self) -> list[int]:
         return [len(n.router.dht.records) for n in self.live()]
+
+    def tree_sizes(self) -> list[int]:
+        """v0.5: infos held per node (getSelf's routing_entries)."""
+        return [len(n.router.tree.infos) for n in self.live()]
+
+    def bloom_occupancy(self) -> list[float]:
+        """v0.5: the fraction of bits set in each filter a node last sent on the tree."""
+        out = []
+        for n in self.live():
+            for state in n.router.blooms.states.values():
+                if state.on_tree:
+                    out.append(state.send.bit_count() / wire05.BLOOM_BITS)
+        return out

@@ -1,0 +1,391 @@
+"""The v0.5 routing core of one node (ironwood 743fe2f ``network/``), sans-IO.
+
+Shaped like :class:`ygg.network.router.Router` so the link layer can hand a link to
+either version the same way: ``add_peer``/``remove_peer`` for links (each link then gets
+its frame bodies through :meth:`Peer.handle_body`), ``send`` for traffic, ``lookup`` for a
+key or a partial key (the IPv6 layer's address lookups, spec §7.4), the ``deliver`` and
+``path_notify`` callables for what arrives, and ``get_self``/``get_peers``/``get_tree``/
+``get_paths`` for the admin API.  Time comes from the ``IReactorTime`` handed in; the
+maintenance tick runs every second on it.
+
+Forwarding uses 0.5.12's next-hop rule (lowest cost per unit of tree distance gained);
+0.5.13 minimises cost × remaining distance instead.  Both only ever move a packet strictly
+closer in tree distance (the watermark), so they interoperate.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ygg.errors import DecodeError
+from ygg.keys import PUBLIC_KEY_SIZE, NodeKey, VerifyCache
+from ygg.timers import cancel
+from ygg.v05.network import wire
+from ygg.v05.network.filters import Blooms
+from ygg.v05.network.pathfinder import Pathfinder
+from ygg.v05.network.peers import LinkError, LinkIO, Peer
+from ygg.v05.network.tree import INFINITE, Tree
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IDelayedCall, IReactorTime
+
+TICK = 1.0  # the router's maintenance period
+MTU = wire.NETWORK_MTU  # 130993: the largest payload ``send`` takes
+
+#: One cache for every router in the process (the simulator's nodes see the same
+#: signatures); a hit is as strong as a fresh check.
+_SHARED_VERIFIER = VerifyCache()
+
+
+def _random_nonce() -> int:
+    return int.from_bytes(os.urandom(8), "big")
+
+
+@dataclass(frozen=True, slots=True)
+class SelfInfo:
+    key: bytes
+    root: bytes
+    coords: tuple[int, ...]
+    routing_entries: int  # infos held (getSelf's routing_entries)
+
+
+@dataclass(frozen=True, slots=True)
+class PeerInfo:
+    key: bytes
+    root: bytes
+    port: int
+    priority: int
+    cost: int
+    latency: float | None  # seconds: the last sigReq round trip, None before one
+    bytes_recvd: int
+    bytes_sent: int
+    uptime: float
+    link: Any
+
+
+@dataclass(frozen=True, slots=True)
+class TreeInfo:
+    key: bytes
+    parent: bytes
+    sequence: int
+
+
+@dataclass(frozen=True, slots=True)
+class PathInfo:
+    key: bytes
+    path: tuple[int, ...]  # the destination's coords
+    sequence: int
+
+
+class Router:
+    def __init__(
+        self,
+        key: NodeKey,
+        clock: IReactorTime,
+        deliver: Callable[[bytes, bytes], None],
+        path_notify: Callable[[bytes], None] | None = None,
+        verifier: VerifyCache | None = None,
+        nonce: Callable[[], int] | None = None,
+    ) -> None:
+        """``deliver(source, payload)`` gets traffic for us; ``path_notify(key)`` hears of
+        every key a path was found to (yggdrasil's key store); ``nonce`` draws the 64-bit
+        sigReq nonces (random; tests and the simulator pass a seeded source)."""
+        self.node_key = key
+        self.public_key = key.public
+        self.clock = clock
+        self.deliver = deliver
+        self.path_notify = path_notify
+        self.verify = (verifier or _SHARED_VERIFIER).verify
+        self.new_nonce = nonce or _random_nonce
+        self.peers: dict[bytes, dict[Peer, None]] = {}  # key -> its links, oldest first
+        self.ports: dict[bytes, int] = {}
+        self._used_ports: set[int] = set()
+        self._order = 0
+        #: The link the traffic being delivered came in on (None: our own), for ``deliver``.
+        self.arrival: Peer | None = None
+        self.closed = False
+        #: Bumped whenever the tree changes (lets callers notice convergence).
+        self.version = 0
+        self.tree = Tree(self)
+        self.blooms = Blooms(self)
+        self.pathfinder = Pathfinder(self)
+        self._tick_timer: IDelayedCall | None = None
+        self._tick()
+
+    # -- the tick (§5.1) --------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        self._tick_timer = None
+        if self.closed:
+            return
+        tree = self.tree
+        tree.do_root2 = tree.do_root2 or tree.do_root1
+        # (Go also drops its coords cache here; ours is dropped whenever an info changes.)
+        tree.fix()
+        tree.send_announces()
+        self.blooms.tick()
+        self._tick_timer = self.clock.callLater(TICK, self._tick)
+
+    def tree_changed(self) -> None:
+        self.version += 1
+
+    # -- links ----------------------------------------------------------------------------
+
+    def add_peer(self, key: bytes, link: LinkIO, priority: int = 0) -> Peer:
+        """A link to ``key`` passed its handshake: every link to one key shares the
+        smallest port free when the first came up (§3.8).  Sends sigReq then bloom."""
+        if self.closed:
+            raise ValueError("closed")
+        if len(key) != PUBLIC_KEY_SIZE:
+            raise ValueError("incorrect key length")
+        key = bytes(key)
+        if key == self.public_key:
+            raise ValueError("attempted to connect to self")
+        links = self.peers.get(key)
+        first = links is None
+        if first:
+            port = 1
+            while port in self._used_ports:
+                port += 1
+            self._used_ports.add(port)
+            self.ports[key] = port
+            links = self.peers[key] = {}
+            self.blooms.add_key(key)
+        peer = Peer(self, key, self.ports[key], link, priority, self._order)
+        self._order += 1
+        self.tree.add_link(peer, first)  # replays sent infos, sends the sigReq
+        links[peer] = None  # type: ignore[index]
+        self.blooms.send_bloom(peer)
+        return peer
+
+    def remove_peer(self, peer: Peer) -> None:
+        """The link ended."""
+        links = self.peers.get(peer.key)
+        if links is None or peer not in links:
+            return
+        peer.stop()
+        del links[peer]
+        last = not links
+        self.tree.remove_link(peer, last)
+        if last:
+            del self.peers[peer.key]
+            self._used_ports.discard(self.ports.pop(peer.key))
+            self.blooms.remove_key(peer.key)
+        else:
+            for other in links:
+                self.blooms.send_bloom(other)  # its idea of our filter may be off by a race
+        self.version += 1
+
+    # -- received protocol packets --------------------------------------------------------
+
+    def handle_protocol(self, peer: Peer, ptype: int, packet: wire.Packet) -> None:
+        """A decoded packet of types 2-8 from ``peer``; LinkError where Go closes the link."""
+        me = self.public_key
+        if ptype == wire.ANNOUNCE:
+            ann: wire.Announce = packet  # type: ignore[assignment]
+            if not ann.check(self.verify):
+                raise LinkError("bad message: announce signature")
+            self.tree.handle_announce(peer, ann)
+        elif ptype == wire.BLOOM:
+            self.blooms.handle_bloom(peer, packet.bits)  # type: ignore[union-attr]
+        elif ptype == wire.SIG_REQ:
+            self.tree.handle_request(peer, packet)  # type: ignore[arg-type]
+        elif ptype == wire.SIG_RES:
+            res: wire.SigRes = packet  # type: ignore[assignment]
+            if not res.check(me, peer.key, self.verify):
+                raise LinkError("bad message: sigRes signature")
+            now = self.clock.seconds()
+            sent = peer.sig_req_time
+            peer.sig_res_time = now
+            self.tree.handle_response(peer, res, now - sent if sent is not None else 0.0)
+        elif ptype == wire.PATH_LOOKUP:
+            if self.blooms.is_on_tree(peer.key):
+                lookup: wire.PathLookup = packet  # type: ignore[assignment]
+                self.pathfinder.handle_lookup(peer.key, lookup, wire.encode_body(lookup))
+        elif ptype == wire.PATH_NOTIFY:
+            self.pathfinder.handle_notify(packet)  # type: ignore[arg-type]
+        elif ptype == wire.PATH_BROKEN:
+            self.pathfinder.handle_broken(packet)  # type: ignore[arg-type]
+
+    # -- forwarding (§5.8) ----------------------------------------------------------------
+
+    def next_hop(self, path: tuple[int, ...], watermark: int) -> tuple[Peer | None, int]:
+        """The link to send a packet for coords ``path`` on, and its new watermark.
+
+        None when we are no closer than the packet's last hop was (then it ends here) or
+        no neighbour is closer than we are.  0.5.12's choice among closer links: lowest
+        cost per unit of distance gained; for the same key its lowest priority; then the
+        lower distance; then the older link.
+        """
+        tree = self.tree
+        here = tree.dist(path, self.public_key)
+        if here >= watermark:
+            return None, watermark
+        best: Peer | None = None
+        best_cpd = best_dist = INFINITE
+        dist = tree.dist
+        cost = tree.cost
+        for key, links in self.peers.items():
+            d = dist(path, key)
+            if d >= here:
+                continue
+            gain = here - d
+            for p in links:
+                cpd = cost(p) // gain
+                if best is not None:
+                    if p.key == best.key:
+                        if p.prio > best.prio:
+                            continue
+                        if p.prio == best.prio:
+                            if cpd > best_cpd or (cpd == best_cpd and p.order > best.order):
+                                continue
+                    elif cpd > best_cpd:
+                        continue
+                    elif cpd == best_cpd and (
+                        d > best_dist or (d == best_dist and p.order > best.order)
+                    ):
+                        continue
+                best, best_cpd, best_dist = p, cpd, d
+        return best, here
+
+    def forward(
+        self,
+        path: tuple[int, ...],
+        from_path: tuple[int, ...],
+        source: bytes,
+        dest: bytes,
+        watermark: int,
+        payload: bytes | memoryview,
+    ) -> None:
+        """Traffic at this node: on to the next hop, delivered here, or broken."""
+        peer, watermark = self.next_hop(path, watermark)
+        if peer is not None:
+            peer.push(
+                wire.traffic_body(path, from_path, source, dest, watermark, payload), source, dest
+            )
+        elif dest == self.public_key:
+            self.pathfinder.reset_timeout(source)
+            self.deliver(source, bytes(payload))
+        else:
+            self.pathfinder.do_broken(from_path, source, dest)
+
+    def handle_traffic(self, body: bytes, peer: Peer | None = None) -> None:
+        """A traffic frame body from ``peer`` (from any neighbour, on tree or not)."""
+        try:
+            h = wire.traffic_header(body)
+        except DecodeError as e:
+            raise LinkError(f"decode: {e}") from None
+        self.arrival = peer
+        try:
+            self.forward(
+                h.path,
+                h.from_path,
+                h.source,
+                h.dest,
+                h.watermark,
+                memoryview(body)[h.payload_offset :],
+            )
+        finally:
+            self.arrival = None
+
+    # -- the node's side ------------------------------------------------------------------
+
+    def send(self, dest: bytes, payload: bytes) -> None:
+        """Traffic to the node with key ``dest``; looked up first if no path is known."""
+        if self.closed:
+            raise ValueError("closed")
+        if len(payload) > MTU:
+            raise ValueError("oversized message")
+        if len(dest) != PUBLIC_KEY_SIZE:
+            raise ValueError("incorrect address length")
+        self.pathfinder.send_traffic(bytes(dest), bytes(payload))
+
+    def lookup(self, key: bytes) -> None:
+        """Look up a key, or a partial key made from an address or subnet (§7.4):
+        ``path_notify`` hears the full key when the owner answers."""
+        if len(key) != PUBLIC_KEY_SIZE:
+            raise ValueError("incorrect key length")
+        if not self.closed:
+            self.pathfinder.rumor_lookup(bytes(key))
+
+    def path_notified(self, key: bytes) -> None:
+        if self.path_notify is not None:
+            self.path_notify(key)
+
+    def has_path(self, key: bytes) -> bool:
+        return key in self.pathfinder.paths
+
+    @property
+    def mtu(self) -> int:
+        return MTU
+
+    # -- views for the admin API (0.5.12's getSelf/getPeers/getTree/getPaths) -------------
+
+    def get_self(self) -> SelfInfo:
+        tree = self.tree
+        return SelfInfo(
+            self.public_key,
+            tree.root(self.public_key),
+            tree.own_coords(),
+            len(tree.infos),
+        )
+
+    def get_peers(self) -> list[PeerInfo]:
+        tree = self.tree
+        now = self.clock.seconds()
+        out = []
+        for key, links in self.peers.items():
+            root = tree.root(key)
+            for p in links:
+                latency = None
+                if p.sig_req_time is not None and p.sig_res_time is not None:
+                    rtt = round((p.sig_res_time - p.sig_req_time) * 1e5) / 1e5  # 10 µs
+                    latency = rtt if rtt > 0 else None
+                out.append(
+                    PeerInfo(
+                        key,
+                        root,
+                        p.port,
+                        p.prio,
+                        tree.cost(p),
+                        latency,
+                        p.bytes_recvd,
+                        p.bytes_sent,
+                        now - p.started,
+                        p.link,
+                    )
+                )
+        return out
+
+    def get_tree(self) -> list[TreeInfo]:
+        return sorted(
+            (TreeInfo(key, info.ann.parent, info.ann.seq) for key, info in self.tree.infos.items()),
+            key=lambda t: t.key,
+        )
+
+    def get_paths(self) -> list[PathInfo]:
+        return sorted(
+            (PathInfo(key, p.coords, p.seq) for key, p in self.pathfinder.paths.items()),
+            key=lambda t: t.key,
+        )
+
+    # -- shutdown -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close every link and stop every timer."""
+        if self.closed:
+            return
+        self.closed = True
+        cancel(self._tick_timer)
+        self._tick_timer = None
+        for links in list(self.peers.values()):
+            for peer in list(links):
+                peer.link.close("node stopping")
+        for links in list(self.peers.values()):
+            for peer in list(links):
+                self.remove_peer(peer)
+        self.tree.close()
+        self.pathfinder.close()

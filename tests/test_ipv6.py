@@ -15,22 +15,36 @@ from ygg.keys import NodeKey
 
 
 class FakeCore:
-    """Records what the layer sends; the router's verify is a real signature check."""
+    """Records what the layer sends; ``verify`` is a real signature check."""
 
     def __init__(self, key: NodeKey) -> None:
-        from ygg.keys import verify
-
         self.key = key
-        self.public_key = key.public
         self.sent: list[tuple[bytes, bytes]] = []
         self.oob: list[tuple[bytes, bytes]] = []
-        self.router = type("R", (), {"verify": staticmethod(verify)})()
 
     def send(self, dest: bytes, message: bytes) -> None:
         self.sent.append((dest, message))
 
     def send_oob(self, dest: bytes, data: bytes) -> None:
         self.oob.append((dest, data))
+
+    def verify(self, key: bytes, message: bytes, signature: bytes) -> bool:
+        from ygg.keys import verify
+
+        return verify(key, message, signature)
+
+
+class FakeTun(list):
+    """The packets written into the TUN; up, with the smallest MTU."""
+
+    mtu = 1280
+
+    def write(self, packet: bytes) -> None:
+        self.append(packet)
+
+
+def layer_for(core: FakeCore, clock: Clock, tun: FakeTun | None = None) -> IPv6Layer:
+    return IPv6Layer(core.key, clock, network=core, output=FakeTun() if tun is None else tun)
 
 
 def ipv6_packet(
@@ -44,10 +58,9 @@ class LayerCase(SynchronousTestCase):
         self.clock = Clock()
         self.me = NodeKey.generate()
         self.core = FakeCore(self.me)
-        self.layer = IPv6Layer(self.core, self.clock)
+        self.tun = FakeTun()
+        self.layer = layer_for(self.core, self.clock, self.tun)
         self.layer.start()
-        self.tun: list[bytes] = []
-        self.layer.write_tun = self.tun.append
         self.peer = NodeKey.generate()
         self.peer_address = addr.address_for_key(self.peer.public)
         self.peer_subnet = addr.subnet_for_key(self.peer.public)
@@ -106,7 +119,7 @@ class OutboundTests(LayerCase):
             bytes.fromhex("687b915c7fe7a6919f401f702dc091bc74446ecd698a112b6364eeb035d024ef")
         )
         core = FakeCore(key)
-        layer = IPv6Layer(core, Clock())
+        layer = layer_for(core, Clock())
         target = ipaddress.IPv6Address("202:7bb0:749d:3f5f:648f:b5d5:fa15:a202").packed
         layer.send(ipv6_packet(layer.address, target))
         ((dest, data),) = core.oob

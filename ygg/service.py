@@ -61,8 +61,19 @@ class Node(MultiService):
         self._warnings += found.notes
         self._hosts: dict[str, FeatureHost] = {}
         self._sections: dict[str, Any] = {}
-        self.core = Core(key, reactor)
+        # The layers, each given its collaborators here.  The core delivers up into layers
+        # that send down through it, and the TUN and the IPv6 layer feed each other: those
+        # two loops are closed by the small forwarding methods below.
+        self.tun = TunService(self._from_tun, self.address, config.if_name, config.if_mtu, reactor)
+        self.core = Core(
+            key,
+            reactor,
+            deliver_ipv6=self._ipv6_message,
+            deliver_proto=self._proto_message,
+            deliver_oob=self._oob_message,
+        )
         self.router = self.core.router
+        self.ipv6 = IPv6Layer(key, reactor, network=self.core, output=self.tun)
         self.proto = ProtoHandler(
             self._send_proto,
             reactor,
@@ -73,7 +84,6 @@ class Node(MultiService):
             lambda: [d.key for d in self.router.get_dht()],
             IPV6_MTU,
         )
-        self.core.proto_handler = self.proto.handle
         self.links = Links(
             reactor,
             self.router,
@@ -101,8 +111,6 @@ class Node(MultiService):
             from ygg.admin.shell import AdminShellService  # conch, imported only when on
 
             AdminShellService(self, self.admin, config.admin_shell, reactor).setServiceParent(self)
-        self.ipv6 = IPv6Layer(self.core, reactor)
-        self.tun = TunService(self.ipv6, config.if_name, config.if_mtu, reactor)
         self.tun.setServiceParent(self)
         self._add_features(feature_options or {})
 
@@ -139,6 +147,18 @@ class Node(MultiService):
             host.setServiceParent(self)
             self._hosts[feature.name] = host
             self._sections[feature.name] = section
+
+    def _from_tun(self, packet: bytes) -> None:
+        self.ipv6.send(packet)
+
+    def _ipv6_message(self, source: bytes, message: bytes) -> None:
+        self.ipv6.receive(source, message)
+
+    def _proto_message(self, source: bytes, message: bytes) -> None:
+        self.proto.handle(source, message)
+
+    def _oob_message(self, source: bytes, dest: bytes, data: bytes) -> None:
+        self.ipv6.handle_oob(source, dest, data)
 
     def _send_proto(self, dest: bytes, message: bytes) -> None:
         try:
@@ -177,16 +197,8 @@ class Node(MultiService):
     def peers(self) -> list[PeerSummary]:
         rows = []
         for info in self.router.get_peers():
-            link = info.link
-            rows.append(
-                PeerSummary(
-                    key=info.key,
-                    remote=link.spec.name,
-                    inbound=not link.spec.outbound,
-                    uptime=link.uptime(),
-                    port=info.port,
-                )
-            )
+            link = info.link.stats()
+            rows.append(PeerSummary(info.key, link.remote, link.inbound, link.uptime, info.port))
         return rows
 
     def configured_peers(self) -> list[tuple[str, str]]:

@@ -34,7 +34,7 @@ def get_self(node: Any, args: dict[str, Any]) -> dict[str, Any]:
 def get_peers(node: Any, args: dict[str, Any]) -> dict[str, Any]:
     peers = []
     for info in node.router.get_peers():
-        link = info.link
+        link = info.link.stats()
         peers.append(
             {
                 "address": _ip(info.key),
@@ -42,10 +42,10 @@ def get_peers(node: Any, args: dict[str, Any]) -> dict[str, Any]:
                 "port": info.port,
                 "priority": info.priority,
                 "coords": list(info.coords),
-                "remote": getattr(getattr(link, "spec", None), "name", ""),
-                "bytes_recvd": getattr(link, "bytes_recvd", 0),
-                "bytes_sent": getattr(link, "bytes_sent", 0),
-                "uptime": link.uptime() if hasattr(link, "uptime") else 0.0,
+                "remote": link.remote,
+                "bytes_recvd": link.bytes_recvd,
+                "bytes_sent": link.bytes_sent,
+                "uptime": link.uptime,
             }
         )
     peers.sort(key=lambda p: (p["port"], p["priority"]))

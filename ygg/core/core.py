@@ -3,8 +3,9 @@
 ``Router`` delivers kind-1 traffic to the session manager; the session manager sends its
 packets through the router and delivers messages here, where the first byte says whose
 they are (spec yggdrasil §4.1): IPv6 packets for the IPv6 layer, protocol messages
-(NodeInfo, remote debug) for the proto handler.  Both register themselves.  Out-of-band
-data (key lookups) goes to its own handler.
+(NodeInfo, remote debug) for the proto handler.  Out-of-band data (key lookups) goes to its
+own handler.  The three handlers are given to the constructor by whoever composes the node
+(``ygg.service.Node``).
 """
 
 from __future__ import annotations
@@ -28,14 +29,29 @@ SESSION_MTU = NETWORK_MTU - SessionManager.OVERHEAD  # 53050
 IPV6_MTU = SESSION_MTU - 1
 
 Handler = Callable[[bytes, bytes], None]
+OOBHandler = Callable[[bytes, bytes, bytes], None]
+
+
+def _unhandled(*_: bytes) -> None:
+    """For a core composed without one of the layers above it (tests, tools)."""
 
 
 class Core:
-    def __init__(self, key: NodeKey, clock: Any) -> None:
+    def __init__(
+        self,
+        key: NodeKey,
+        clock: Any,
+        *,
+        deliver_ipv6: Handler = _unhandled,
+        deliver_proto: Handler = _unhandled,
+        deliver_oob: OOBHandler = _unhandled,
+    ) -> None:
         self.key = key
         self.public_key = key.public
         self.clock = clock
-        self.router = Router(key, clock, deliver=self._from_network, deliver_oob=self._oob)
+        self._ipv6 = deliver_ipv6
+        self._proto = deliver_proto
+        self.router = Router(key, clock, deliver=self._from_network, deliver_oob=deliver_oob)
         self.sessions = SessionManager(
             key,
             clock,
@@ -43,9 +59,6 @@ class Core:
             deliver=self._message,
             reply=self.router.send_untracked,
         )
-        self.ipv6_handler: Handler | None = None
-        self.proto_handler: Handler | None = None
-        self.oob_handler: Callable[[bytes, bytes, bytes], None] | None = None
         self.drops: Counter[str] = Counter()
 
     # -- from the network -----------------------------------------------------------------
@@ -54,26 +67,17 @@ class Core:
         peer = self.router.arrival  # the session layer budgets its work per link
         self.sessions.handle_packet(source, payload, peer.port if peer is not None else None)
 
-    def _oob(self, source: bytes, dest: bytes, payload: bytes) -> None:
-        if self.oob_handler is not None:
-            self.oob_handler(source, dest, payload)
-
     def _message(self, source: bytes, message: bytes) -> None:
         if not message:
             self.drops["empty"] += 1
             return
         kind = message[0]
         if kind == TYPE_IPV6:
-            handler = self.ipv6_handler
+            self._ipv6(source, message)
         elif kind == TYPE_PROTO:
-            handler = self.proto_handler
+            self._proto(source, message)
         else:
             self.drops["dummy" if kind == TYPE_DUMMY else "unknown-type"] += 1
-            return
-        if handler is None:
-            self.drops["no-handler"] += 1
-            return
-        handler(source, message)
 
     # -- to the network -------------------------------------------------------------------
 
@@ -83,6 +87,10 @@ class Core:
 
     def send_oob(self, dest: bytes, data: bytes) -> None:
         self.router.send_oob(dest, data)
+
+    def verify(self, key: bytes, message: bytes, signature: bytes) -> bool:
+        """An ed25519 check through the router's cache of verified signatures."""
+        return self.router.verify(key, message, signature)
 
     def close(self) -> None:
         self.sessions.close()

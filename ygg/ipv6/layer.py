@@ -18,14 +18,13 @@ stays 1280, as yggdrasil's does.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from ygg import address as addr
 from ygg.core.core import TYPE_IPV6
 from ygg.ipv6.icmp import packet_too_big
 from ygg.ipv6.length import DROP_REASONS, IPV6_HEADER, kept_length
-from ygg.keys import SIGNATURE_SIZE
+from ygg.keys import SIGNATURE_SIZE, NodeKey
 
 KEY_TIMEOUT = 120.0  # a learnt key, and a buffered packet, are kept this long after last use
 SWEEP_INTERVAL = 30.0
@@ -45,17 +44,30 @@ class KeyInfo:
         self.used = now
 
 
+class Network(Protocol):
+    """What the layer sends through: the node's core."""
+
+    def send(self, dest: bytes, message: bytes) -> None: ...
+    def send_oob(self, dest: bytes, data: bytes) -> None: ...
+    def verify(self, key: bytes, message: bytes, signature: bytes) -> bool: ...
+
+
+class Output(Protocol):
+    """Where packets for this node go: the TUN.  ``mtu`` is 0 while it is not up."""
+
+    mtu: int
+
+    def write(self, packet: bytes) -> None: ...
+
+
 class IPv6Layer:
-    def __init__(self, core: Any, clock: Any) -> None:
-        self.core = core
+    def __init__(self, key: NodeKey, clock: Any, network: Network, output: Output) -> None:
+        self.network = network
+        self.output = output
         self.clock = clock
-        key = core.key
         self.node_key = key
         self.address = addr.address_for_key(key.public)
         self.subnet = addr.subnet_for_key(key.public)
-        self.mtu = DEFAULT_MTU
-        #: Where packets for this node go (the TUN); None drops them (counted).
-        self.write_tun: Callable[[bytes], None] | None = None
         self.by_key: dict[bytes, KeyInfo] = {}
         self.by_address: dict[bytes, KeyInfo] = {}
         self.by_subnet: dict[bytes, KeyInfo] = {}
@@ -66,8 +78,11 @@ class IPv6Layer:
         #: Packets sent on without the bytes past their declared length.
         self.trimmed = 0
         self._sweeper: Any = None
-        core.ipv6_handler = self.receive
-        core.oob_handler = self.handle_oob
+
+    @property
+    def mtu(self) -> int:
+        """The TUN's MTU, or 1280 without one (as yggdrasil's)."""
+        return self.output.mtu or DEFAULT_MTU
 
     def start(self) -> None:
         self._sweeper = self.clock.callLater(SWEEP_INTERVAL, self._sweep)
@@ -113,7 +128,7 @@ class IPv6Layer:
 
     def _write(self, key: bytes, packet: bytes) -> None:
         try:
-            self.core.send(key, bytes((TYPE_IPV6,)) + packet)
+            self.network.send(key, bytes((TYPE_IPV6,)) + packet)
         except ValueError:
             self.drops["oversized"] += 1
 
@@ -128,9 +143,10 @@ class IPv6Layer:
         packet = self._length_checked(packet)
         if not packet:
             return
-        if len(packet) > self.mtu:
+        mtu = self.output.mtu
+        if len(packet) > (mtu or DEFAULT_MTU):
             self.drops["too-big"] += 1
-            self.send(packet_too_big(packet, self.mtu))
+            self.send(packet_too_big(packet, mtu or DEFAULT_MTU))
             return
         if packet[24:40] != self.address and packet[24:32] != self.subnet:
             self.drops["not-for-us"] += 1
@@ -139,11 +155,10 @@ class IPv6Layer:
         if packet[8:24] != info.address and packet[8:16] != info.subnet:
             self.drops["spoofed-source"] += 1
             return
-        write = self.write_tun
-        if write is None:
+        if not mtu:
             self.drops["no-tun"] += 1
             return
-        write(packet)
+        self.output.write(packet)
 
     def _length_checked(self, packet: bytes) -> bytes:
         """``packet`` as the kernel keeps it (trimmed to its declared length), or b"" (counted
@@ -188,18 +203,18 @@ class IPv6Layer:
             if len(self._lookup_signatures) > 1024:
                 self._lookup_signatures.clear()
             signature = self._lookup_signatures[partial] = self.node_key.sign(partial)
-        self.core.send_oob(partial, bytes((LOOKUP,)) + signature)
+        self.network.send_oob(partial, bytes((LOOKUP,)) + signature)
 
     def handle_oob(self, source: bytes, dest: bytes, data: bytes) -> None:
         if len(data) != _OOB_SIZE:
             return
         kind, signature = data[0], bytes(data[1:])
-        verify = self.core.router.verify
+        verify = self.network.verify
         if kind == LOOKUP:
             # Only the /64 prefix is compared, as in Go, even for an address lookup.
             if addr.subnet_for_key(dest) == self.subnet and verify(source, dest, signature):
                 reply = self.node_key.sign(source)
-                self.core.send_oob(source, bytes((RESPONSE,)) + reply)
+                self.network.send_oob(source, bytes((RESPONSE,)) + reply)
         elif kind == RESPONSE:
             if verify(source, dest, signature):
                 self._learn(source)

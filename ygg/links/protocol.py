@@ -30,7 +30,7 @@ from ygg.links.handshake import (
     decode_meta,
     encode_meta,
 )
-from ygg.network.peers import LinkError, Peer
+from ygg.network.peers import LinkError, LinkStats, Peer
 from ygg.network.wire import FrameError, FrameReader, frame_header
 
 if TYPE_CHECKING:
@@ -257,6 +257,16 @@ class LinkProtocol(Protocol):
 
     def uptime(self) -> float:
         return self.links.reactor.seconds() - self.started
+
+    def stats(self) -> LinkStats:
+        spec = self.spec
+        return LinkStats(
+            remote=spec.name,
+            inbound=not spec.outbound,
+            uptime=self.uptime(),
+            bytes_recvd=self.bytes_recvd,
+            bytes_sent=self.bytes_sent,
+        )
 
 
 def _address_text(address: Any) -> str:

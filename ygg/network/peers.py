@@ -10,6 +10,7 @@ peer when its transport is full (``pause``) and drained again (``resume``).
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ygg.errors import YggError
@@ -32,8 +33,22 @@ class LinkError(YggError):
     """A peer broke the protocol in a way the Go node answers by closing the link."""
 
 
+@dataclass(frozen=True, slots=True)
+class LinkStats:
+    """What the link layer tells of one connection, for getPeers and features."""
+
+    remote: str  # the dialled URI, or tcp://ip:port for inbound
+    inbound: bool
+    uptime: float
+    bytes_recvd: int
+    bytes_sent: int
+
+
 class LinkIO(Protocol):
     """What a peer writes with: the link layer's side of one connection."""
+
+    def stats(self) -> LinkStats:
+        """The connection's name, direction, age and byte counts."""
 
     def write_body(self, body: bytes) -> None:
         """Write one frame body (the link adds the u16 length prefix)."""

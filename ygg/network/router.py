@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ygg.keys import PUBLIC_KEY_SIZE, NodeKey, VerifyCache
 from ygg.network import wire
@@ -46,7 +46,7 @@ class PeerInfo:
     port: int
     updated: float
     priority: int
-    link: Any
+    link: LinkIO
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import os
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from twisted.application.service import Service
@@ -45,7 +46,7 @@ class _TunProtocol(AbstractDatagramProtocol):
         self.tun = tun
 
     def datagramReceived(self, data: bytes, partial: int = 0) -> None:
-        self.tun.ipv6.send(data)
+        self.tun.deliver(data)
 
     # IRawPacketProtocol's registration API is for protocol demultiplexing; unused here.
     def addProto(self, num: int, proto: Any) -> None:
@@ -70,8 +71,19 @@ def wants_tun(if_name: str) -> bool:
 
 
 class TunService(Service):
-    def __init__(self, ipv6: Any, if_name: str, if_mtu: int, reactor: Any) -> None:
-        self.ipv6 = ipv6
+    """The TUN device: packets read from it go to ``deliver`` (the IPv6 layer's outbound
+    side); ``write`` puts packets into it; ``mtu`` is 0 while it is not up."""
+
+    def __init__(
+        self,
+        deliver: Callable[[bytes], None],
+        address: bytes,
+        if_name: str,
+        if_mtu: int,
+        reactor: Any,
+    ) -> None:
+        self.deliver = deliver
+        self.address = address
         self.requested_name = if_name
         self.requested_mtu = if_mtu
         self.reactor = reactor
@@ -110,12 +122,10 @@ class TunService(Service):
             port.stopListening()
             self.port = None
             raise TunError(f"failed to configure TUN {self.name}: {e}") from None
-        self.ipv6.mtu = self.mtu
-        self.ipv6.write_tun = self.write
         log.info("Interface name: {name}", name=self.name)
         log.info(
             "Interface IPv6: {address}/{length}",
-            address=addr.format_address(self.ipv6.address),
+            address=addr.format_address(self.address),
             length=addr.PREFIX_LENGTH,
         )
         log.info("Interface MTU: {mtu}", mtu=self.mtu)
@@ -139,7 +149,7 @@ class TunService(Service):
             ip.addr(
                 "add",
                 index=index,
-                address=addr.format_address(self.ipv6.address),
+                address=addr.format_address(self.address),
                 prefixlen=addr.PREFIX_LENGTH,
             )
             ip.link("set", index=index, state="up")
@@ -158,7 +168,7 @@ class TunService(Service):
 
     def stopService(self) -> Any:
         super().stopService()
-        self.ipv6.write_tun = None
+        self.mtu = 0
         port, self.port = self.port, None
         if port is None:
             return None

@@ -10,7 +10,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tests.helpers import ROOT
 
-SANS_IO = ("ygg/network", "ygg/session", "ygg/v05/network")
+SANS_IO = ("ygg/network", "ygg/session", "ygg/v05/network", "ygg/v05/session")
 FORBIDDEN = (
     "socket",
     "select",

@@ -102,10 +102,17 @@ class _Buffer:
         self.init_count = 0
 
 
-class SessionManager:
-    """The encrypted layer of one node: sessions per remote key, the pre-session buffers."""
+class BaseSessionManager:
+    """The encrypted layer of one node: sessions per remote key, the pre-session buffers.
+
+    Everything but the receive rule for session traffic, which is where ironwood v0.4
+    (ec61cea) and v0.5 (743fe2f) differ: their session managers, buffers, inits and acks
+    are the same code.  A subclass names its ``Session`` class and implements
+    :meth:`_open`; :class:`SessionManager` is v0.4's, ``ygg.v05.session`` has v0.5's.
+    """
 
     OVERHEAD = TRAFFIC_OVERHEAD  # 79 bytes of session framing the MTU leaves room for
+    _session_type: type[Session] = Session
 
     def __init__(
         self,
@@ -129,6 +136,8 @@ class SessionManager:
         self._sessions: dict[bytes, Session] = {}
         self._buffers: dict[bytes, _Buffer] = {}
         self._closed = False
+        #: Signed ahead of every init and ack (0.5.14's group secret); empty in v0.4.
+        self._group = b""
         self._limits = limits
         now = clock.seconds()
         self._answers = Budget(limits.answers_per_link, limits.answers, now)
@@ -205,7 +214,7 @@ class SessionManager:
 
     def _send_init(self, dest: bytes, kind: int, init: Init, reply: bool = False) -> None:
         recipient = ed25519_public_to_x25519(dest)
-        packet = encode_init(kind, init, new_key_pair(), recipient, self._key)
+        packet = encode_init(kind, init, new_key_pair(), recipient, self._key, self._group)
         (self._reply if reply else self._send)(dest, packet)
 
     def _init_from(self, session: Session) -> Init:
@@ -242,48 +251,8 @@ class SessionManager:
             self.drops["bad-type"] += 1
 
     def _open(self, source: bytes, session: Session, data: bytes) -> None:
-        try:
-            their_seq, our_seq, nonce, offset = decode_traffic_header(data)
-        except DecodeError as exc:
-            self.drops[str(exc)] += 1
-            return
-        rks = session.remote_key_seq
-        to_recv = (our_seq + 1) & U64 == session.local_key_seq
-        if their_seq == rks and to_recv:
-            if nonce <= session.recv_nonce:
-                self.drops["replay"] += 1
-                return
-            shared = session.recv_shared
-            ratchets = False
-        elif their_seq == (rks + 1) & U64 and (to_recv or our_seq == session.local_key_seq):
-            shared = session.next_recv_shared() if to_recv else session.next_send_shared()
-            ratchets = True
-        else:
-            self.drops["unknown-keys"] += 1
-            self._ask_for_init(source, session)
-            return
-        plaintext = open_box(data[offset:], nonce, shared)
-        if plaintext is None:
-            self.drops["open-failed"] += 1
-            self._ask_for_init(source, session)
-            return
-        if len(plaintext) < KEY_SIZE:
-            self.drops["short-plaintext"] += 1
-            return
-        now = self._clock.seconds()
-        rotated = session.rotated
-        if rotated is None or now - rotated > ROTATION_INTERVAL:
-            if ratchets:
-                session.ratchet(plaintext[:KEY_SIZE], nonce)
-            else:
-                session.recv_nonce = nonce
-            session.rotated = now
-        message = plaintext[KEY_SIZE:]
-        if session.pending:  # the remote holds the keys: the session is established
-            self._unpend(source, session)
-        session.rx += len(message)
-        session.last_activity = now
-        self._deliver(source, message)
+        """Traffic of an existing session: open it by the version's rules and deliver it."""
+        raise NotImplementedError
 
     def _ask_for_init(self, source: bytes, session: Session) -> None:
         """Traffic of a session did not open: send an init, at most one a second (a second
@@ -335,7 +304,7 @@ class SessionManager:
                 self.drops["init-budget-" + refused] += 1
                 return
         try:
-            kind, init = decode_init(data, self._x25519, source)
+            kind, init = decode_init(data, self._x25519, source, self._group)
         except DecodeError as exc:
             self.drops[str(exc)] += 1
             return
@@ -344,10 +313,10 @@ class SessionManager:
             buffer = self._buffers.pop(source, None)
             if buffer is not None:  # the ack to our init: a session we asked for
                 cancel(buffer.timer)
-                session = Session(init, now, buffer.current, buffer.next)
+                session = self._session_type(init, now, buffer.current, buffer.next)
             else:
                 self._make_room()
-                session = Session(init, now, new_key_pair(), new_key_pair(), link)
+                session = self._session_type(init, now, new_key_pair(), new_key_pair(), link)
                 self._pend(source, session)
             session.timer = self._clock.callLater(
                 SESSION_TIMEOUT, self._expire_session, source, session
@@ -448,3 +417,51 @@ class SessionManager:
         self._buffers.clear()
         self._pending.clear()
         self._pending_count = 0
+
+
+class SessionManager(BaseSessionManager):
+    """v0.4's session layer (ironwood ec61cea): the receive nonce moves once a minute."""
+
+    def _open(self, source: bytes, session: Session, data: bytes) -> None:
+        try:
+            their_seq, our_seq, nonce, offset = decode_traffic_header(data)
+        except DecodeError as exc:
+            self.drops[str(exc)] += 1
+            return
+        rks = session.remote_key_seq
+        to_recv = (our_seq + 1) & U64 == session.local_key_seq
+        if their_seq == rks and to_recv:
+            if nonce <= session.recv_nonce:
+                self.drops["replay"] += 1
+                return
+            shared = session.recv_shared
+            ratchets = False
+        elif their_seq == (rks + 1) & U64 and (to_recv or our_seq == session.local_key_seq):
+            shared = session.next_recv_shared() if to_recv else session.next_send_shared()
+            ratchets = True
+        else:
+            self.drops["unknown-keys"] += 1
+            self._ask_for_init(source, session)
+            return
+        plaintext = open_box(data[offset:], nonce, shared)
+        if plaintext is None:
+            self.drops["open-failed"] += 1
+            self._ask_for_init(source, session)
+            return
+        if len(plaintext) < KEY_SIZE:
+            self.drops["short-plaintext"] += 1
+            return
+        now = self._clock.seconds()
+        rotated = session.rotated
+        if rotated is None or now - rotated > ROTATION_INTERVAL:
+            if ratchets:
+                session.ratchet(plaintext[:KEY_SIZE], nonce)
+            else:
+                session.recv_nonce = nonce
+            session.rotated = now
+        message = plaintext[KEY_SIZE:]
+        if session.pending:  # the remote holds the keys: the session is established
+            self._unpend(source, session)
+        session.rx += len(message)
+        session.last_activity = now
+        self._deliver(source, message)

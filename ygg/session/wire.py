@@ -43,21 +43,29 @@ class Init(NamedTuple):
 
 
 def encode_init(
-    kind: int, init: Init, ephemeral: KeyPair, recipient: bytes, signer: NodeKey
+    kind: int,
+    init: Init,
+    ephemeral: KeyPair,
+    recipient: bytes,
+    signer: NodeKey,
+    group: bytes = b"",
 ) -> bytes:
     """An init (``kind`` INIT) or ack (ACK) for the holder of the X25519 key ``recipient``.
 
     ``ephemeral`` must be fresh for every packet; ``signer`` is the sender's long-term key.
+    ``group`` is 0.5.14's group secret (docs/spec-v05.md §6.8), signed ahead of the fields
+    but never sent; empty (v0.4, and v0.5 without a GroupPassword) signs the fields alone.
     """
     signed = ephemeral.public + init.current + init.next + _seqs.pack(init.key_seq, init.seq)
-    plaintext = signer.sign(signed) + signed[KEY_SIZE:]
+    plaintext = signer.sign(group + signed) + signed[KEY_SIZE:]
     boxed = seal(plaintext, 0, precompute(recipient, ephemeral.private))
     return bytes((kind,)) + ephemeral.public + boxed
 
 
-def decode_init(data: bytes, private: bytes, source: bytes) -> tuple[int, Init]:
+def decode_init(data: bytes, private: bytes, source: bytes, group: bytes = b"") -> tuple[int, Init]:
     """(kind, fields) of an init or ack, opened with our X25519 ``private`` key and checked
-    against the signature of ``source``, the network-layer source key."""
+    against the signature of ``source``, the network-layer source key (over ``group`` ‖
+    the fields: a sender with another group secret fails as "bad-signature")."""
     if len(data) != INIT_SIZE or data[0] not in (INIT, ACK):
         raise DecodeError("bad-init")
     ephemeral = data[1 : 1 + KEY_SIZE]
@@ -66,7 +74,7 @@ def decode_init(data: bytes, private: bytes, source: bytes) -> tuple[int, Init]:
         raise DecodeError("bad-init")
     signature = plaintext[:SIGNATURE_SIZE]
     fields = plaintext[SIGNATURE_SIZE:]
-    if not verify(source, ephemeral + fields, signature):
+    if not verify(source, group + ephemeral + fields, signature):
         raise DecodeError("bad-signature")
     key_seq, seq = _seqs.unpack_from(fields, 2 * KEY_SIZE)
     return data[0], Init(fields[:KEY_SIZE], fields[KEY_SIZE : 2 * KEY_SIZE], key_seq, seq)

@@ -31,7 +31,11 @@ TEST_PLUGINS = DATA / "plugins"
 def pip_install(python: str, source: Path, *how: str) -> None:
     """``python -m pip install`` a copy of ``source`` (pip builds in the source tree)."""
     work = tempfile.mkdtemp(prefix="ygg-pip-")
-    copy = shutil.copytree(source, os.path.join(work, source.name))
+    copy = shutil.copytree(
+        source,
+        os.path.join(work, source.name),
+        ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__", ".venv", ".git"),
+    )
     argv = [python, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation"]
     result = subprocess.run([*argv, *how, copy], capture_output=True, text=True, timeout=300)
     if "-e" not in how:

@@ -2,7 +2,8 @@
 
 ``GoNode`` runs Debian's yggdrasil 0.4.7 in a directory of its own, the way
 ``shared/lab/refnode.sh`` does (config from ``yggdrasil -genconf -json``, edited; admin on a
-unix socket in the directory; stopped by PID).  ``YggNode`` runs ours with ``ygg run``.
+unix socket in the directory; stopped by PID); ``GoNode05`` runs the 0.5.12 judge the same
+way.  ``YggNode`` runs ours with ``ygg run``.
 Both are driven as a user would: through ``yggdrasilctl`` and their logs.  ``NetnsPair``
 makes two network namespaces joined by a veth pair, removed afterwards.
 
@@ -23,7 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from tests.helpers import YGG, YGGDRASIL, YGGDRASILCTL
+from tests.helpers import YGG, YGGDRASIL, YGGDRASIL05, YGGDRASILCTL, YGGDRASILCTL05
 from tests.processes import Process
 
 LISTENER = re.compile(r"(TCP|TLS|UNIX) listener started on (\S+)")
@@ -53,6 +54,7 @@ class Node:
     """What both kinds of node share: a directory, a config, a process, yggdrasilctl."""
 
     binary_name = ""
+    ctl_binary = YGGDRASILCTL
 
     def __init__(
         self,
@@ -65,6 +67,7 @@ class Node:
         mtu: int = 65535,
         multicast: str | None = None,
         multicast_port: int = 0,
+        multicast_password: str = "",
         beacon: bool = True,
         listen_beacons: bool = True,
         netns: str | None = None,
@@ -92,6 +95,7 @@ class Node:
                         "Listen": listen_beacons,
                         "Port": multicast_port,
                         "Priority": 0,
+                        **({"Password": multicast_password} if multicast_password else {}),
                     }
                 ]
                 if multicast
@@ -184,7 +188,7 @@ class Node:
 
     def ctl(self, command: str, *args: str, table: bool = False, timeout: float = 20.0) -> Any:
         """yggdrasilctl against this node: parsed ``-json`` output, or the table text."""
-        argv = [YGGDRASILCTL, "-endpoint", self.admin]
+        argv = [self.ctl_binary, "-endpoint", self.admin]
         if not table:
             argv.append("-json")
         done = subprocess.run(
@@ -232,12 +236,67 @@ class GoNode(Node):
         return [YGGDRASIL, "-useconffile", self.config_path, "-logto", "stdout"]
 
 
-class YggNode(Node):
-    """Ours, as a user runs it: ``ygg run --config FILE``."""
+class GoNode05(Node):
+    """The v0.5 judge: Debian's yggdrasil 0.5.12 (its genconf prints no AdminListen: the
+    base config sets it; its config keys are a superset of 0.4.7's)."""
+
+    ctl_binary = YGGDRASILCTL05
 
     def __init__(self, directory: str, *, loglevel: str = "info", **kwargs: Any) -> None:
         super().__init__(directory, **kwargs)
         self.loglevel = loglevel
+        if "PrivateKey" not in self.config:
+            generated = json.loads(
+                subprocess.run(
+                    [YGGDRASIL05, "-genconf", "-json"], capture_output=True, text=True, check=True
+                ).stdout
+            )
+            self.config["PrivateKey"] = generated["PrivateKey"]
+            self.config["PublicKey"] = generated["PrivateKey"][64:]
+
+    def argv(self) -> list[str]:
+        return [
+            YGGDRASIL05,
+            "-useconffile",
+            self.config_path,
+            "-logto",
+            "stdout",
+            "-loglevel",
+            self.loglevel,
+        ]
+
+    def tree_root(self) -> str:
+        """The root of the tree as this node sees it: the key in getTree that is its own
+        parent (the one at the top of our ancestry)."""
+        tree = {row["key"]: row["parent"] for row in self.ctl("getTree")["tree"]}
+        key = self.key
+        for _ in range(len(tree) + 1):
+            parent = tree.get(key, key)
+            if parent == key:
+                return key
+            key = parent
+        raise AssertionError(f"{self}: getTree has a loop: {tree}")
+
+
+class YggNode(Node):
+    """Ours, as a user runs it: ``ygg run --config FILE``.
+
+    ``versions`` is its ProtocolVersions.  The v0.4 suites run it as a v0.4 node (what they
+    test is 0.4.7's behaviour; two ygg nodes running both versions link over v0.5, which
+    carries no sessions yet); the v0.5 suites pass ``("0.4", "0.5")`` or ``("0.5",)``.
+    """
+
+    def __init__(
+        self,
+        directory: str,
+        *,
+        loglevel: str = "info",
+        versions: Sequence[str] = ("0.4",),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(directory, **kwargs)
+        self.loglevel = loglevel
+        self.config.setdefault("ProtocolVersions", list(versions))
         if "PrivateKey" not in self.config:
             from ygg.keys import NodeKey
 
@@ -247,6 +306,11 @@ class YggNode(Node):
 
     def argv(self) -> list[str]:
         return [YGG, "run", "--config", self.config_path, "--loglevel", self.loglevel]
+
+    def v05_root(self) -> str | None:
+        """The v0.5 tree root our node logged last (``--loglevel debug``), or None."""
+        found = re.findall(r"v0\.5 tree: root ([0-9a-f]{64})", self.log)
+        return found[-1] if found else None
 
 
 class NetnsPair:

@@ -49,6 +49,11 @@ def setting(name: str, default: Any = dataclasses.MISSING, *, factory: Any = Non
     return field(default=default, metadata=metadata)
 
 
+#: The protocol versions a node can run (ProtocolVersions), all on by default.
+PROTOCOL_VERSIONS = ("0.4", "0.5")
+#: The longest v0.5 link password in bytes (BLAKE2b's longest key).
+MAX_PASSWORD = 64
+
 # --------------------------------------------------------------------------- schemas
 
 
@@ -60,6 +65,9 @@ class MulticastInterface:
     port: int = setting("Port", 0, min=0, max=65535)
     #: Go reads a uint64 and keeps the low 8 bits (300 becomes 44).
     priority: int = setting("Priority", 0, min=0, wrap=256)
+    #: v0.5's link password for this interface's beacons and links (0.5.12's key; written
+    #: out only when set, so a 0.4.7 config stays as 0.4.7 writes it).
+    password: str = setting("Password", "", omitempty=True)
 
 
 # The first entry is decoded onto the default entry in Go, so it inherits Beacon and Listen.
@@ -99,6 +107,8 @@ class NodeConfig:
     # ygg's own admin front doors beside the JSON socket; each is off by default.
     admin_amp: AdminAMPConfig = setting("AdminAMP", factory=AdminAMPConfig)
     admin_shell: AdminShellConfig = setting("AdminShell", factory=AdminShellConfig)
+    #: Which protocol versions the node speaks, "0.4" and/or "0.5" (ygg's own key).
+    protocol_versions: tuple[str, ...] = setting("ProtocolVersions", PROTOCOL_VERSIONS)
     #: Top-level sections no schema above knows (the features' sections), as parsed.
     extra: Mapping[str, Any] = field(default_factory=dict)
     #: Canonical names of the keys the file actually held (normaliseconf keeps only those
@@ -299,6 +309,8 @@ def parse(data: bytes | str) -> tuple[NodeConfig, list[str]]:
         raise ConfigError("", f"the file is not UTF-8 or UTF-16 text ({e.reason})") from None
     except (hjson.HjsonDecodeError, ValueError) as e:
         raise ConfigError("", f"not valid HJSON or JSON: {e}") from None
+    except IndexError:  # hjson 3.1 reads past the end of an unclosed comment or ''' string
+        raise ConfigError("", "not valid HJSON or JSON: the text ends too early") from None
     except OverflowError:
         raise ConfigError("", "not valid HJSON or JSON: a number is too large") from None
     except RecursionError:
@@ -306,7 +318,23 @@ def parse(data: bytes | str) -> tuple[NodeConfig, list[str]]:
     if not isinstance(raw, Mapping):
         raise ConfigError("", f"the file must hold an object, not {_describe(raw)}")
     _check_depth(raw)
-    return from_mapping(raw)
+    return from_mapping(_go_strings(raw))
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _go_strings(value: Any) -> Any:
+    """``value`` with its strings (keys too) as Go's decoder reads them: an escaped lone
+    surrogate (``"\\ud800"``) is U+FFFD there, while Python keeps a surrogate that no
+    UTF-8 encoding accepts.  Called after :func:`_check_depth`, so its depth is bounded."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, Mapping):
+        return {_go_strings(k): _go_strings(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_go_strings(v) for v in value]
+    return value
 
 
 def _check_depth(raw: Mapping[str, Any]) -> None:
@@ -365,10 +393,19 @@ def from_mapping(raw: Mapping[str, Any]) -> tuple[NodeConfig, list[str]]:
     for i, entry in enumerate(cfg.multicast_interfaces):
         try:
             re.compile(entry.regex)
-        except re.error as e:
+        except (re.error, OverflowError, RecursionError) as e:  # a{99999999999}, ((((…
             raise ConfigError(
                 f"MulticastInterfaces[{i}].Regex", f"not a valid regex: {e}"
             ) from None
+        if len(entry.password.encode()) > MAX_PASSWORD:
+            raise ConfigError(
+                f"MulticastInterfaces[{i}].Password", f"longer than {MAX_PASSWORD} bytes"
+            )
+    versions = cfg.protocol_versions
+    if not versions or any(v not in PROTOCOL_VERSIONS for v in versions):
+        raise ConfigError(
+            "ProtocolVersions", f'must list "0.4", "0.5" or both, got {json.dumps(list(versions))}'
+        )
 
     if not cfg.private_key:
         key = NodeKey.generate()
@@ -432,6 +469,7 @@ def _plain(value: Any) -> Any:
             f.metadata["key"]: _plain(getattr(value, f.name))
             for f in dataclasses.fields(value)
             if "key" in f.metadata
+            and not (f.metadata.get("omitempty") and not getattr(value, f.name))
         }
     if isinstance(value, Mapping):
         return {k: _plain(v) for k, v in value.items()}
@@ -516,6 +554,8 @@ NodeInfo, as an object, e.g. { name: "my node" }. Visible to the whole network."
 e.g. tcp:port=9002:interface=\\:\\:1. Empty: off.""",
     "AdminShell": """An SSH admin shell (public-key login only) on a Twisted endpoint
 string, e.g. tcp:port=9022:interface=\\:\\:1. Empty Listen: off.""",
+    "ProtocolVersions": """Which yggdrasil protocols this node speaks: "0.4", "0.5" or both (each
+link speaks its peer's). With one, the node peers as that version's Go node.""",
 }
 
 

@@ -26,6 +26,7 @@ from ygg.links.manager import Links
 from ygg.links.multicast import Multicast
 from ygg.links.netutil import resolve_dial_address
 from ygg.tun.device import TunError, TunService
+from ygg.v05.network.router import Router as Router05
 
 log = Logger(namespace="ygg")
 
@@ -84,6 +85,17 @@ class Node(MultiService):
             lambda: [d.key for d in self.router.get_dht()],
             IPV6_MTU,
         )
+        # The v0.5 router runs beside the v0.4 one, with the same key; links join the
+        # router of the version they speak.  Its sessions are the next step: until then
+        # traffic it delivers to us is counted and dropped.
+        self.v05_dropped = 0
+        self._v05_tree: tuple[bytes, tuple[int, ...]] | None = None
+        self._v05_tree_check: Any = None
+        self.router05: Router05 | None = None
+        if "0.5" in config.protocol_versions:
+            self.router05 = Router05(
+                key, reactor, self._v05_delivered, tree_notify=self._v05_tree_changed
+            )
         self.links = Links(
             reactor,
             self.router,
@@ -92,6 +104,8 @@ class Node(MultiService):
             peers=config.peers,
             interface_peers=dict(config.interface_peers),
             allowed_public_keys=config.allowed_public_keys,
+            router05=self.router05,
+            versions=config.protocol_versions,
         )
         self.links.setServiceParent(self)
         self.multicast = Multicast(self.links, config.multicast_interfaces)
@@ -159,6 +173,31 @@ class Node(MultiService):
 
     def _oob_message(self, source: bytes, dest: bytes, data: bytes) -> None:
         self.ipv6.handle_oob(source, dest, data)
+
+    def _v05_delivered(self, source: bytes, payload: bytes) -> None:
+        if not self.v05_dropped:
+            log.debug("v0.5 traffic for this node dropped: v0.5 sessions are not there yet")
+        self.v05_dropped += 1
+
+    def _v05_tree_changed(self) -> None:
+        # Coalesced: many infos change in one tick, and the router is mid-update here.
+        if self._v05_tree_check is None:
+            self._v05_tree_check = self.reactor.callLater(0, self._v05_log_tree)
+
+    def _v05_log_tree(self) -> None:
+        self._v05_tree_check = None
+        router = self.router05
+        if router is None or router.closed:
+            return
+        me = router.get_self()
+        state = (me.root, me.coords)
+        if state != self._v05_tree:
+            self._v05_tree = state
+            log.debug(
+                "v0.5 tree: root {root}, coords {coords}",
+                root=me.root.hex(),
+                coords=list(me.coords),
+            )
 
     def _send_proto(self, dest: bytes, message: bytes) -> None:
         try:
@@ -256,6 +295,10 @@ class Node(MultiService):
         def stopped(_: Any) -> None:
             self.ipv6.stop()
             self.core.close()
+            if self.router05 is not None:
+                self.router05.close()
+            if self._v05_tree_check is not None and self._v05_tree_check.active():
+                self._v05_tree_check.cancel()
             log.info("Stopped")
 
         return d.addCallback(stopped)

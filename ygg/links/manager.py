@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from twisted.application.service import MultiService, Service
@@ -26,10 +26,12 @@ from ygg.errors import YggError
 from ygg.keys import NodeKey
 from ygg.links import endpoints
 from ygg.links.netutil import is_link_local_unicast, tcp_addr_string
-from ygg.links.protocol import LinkInfo, LinkProtocol, LinkSpec, _address_text
+from ygg.links.protocol import LinkInfo, LinkProtocol, LinkSpec, VersionMismatch, _address_text
 from ygg.links.tls import make_certificate
 from ygg.links.uri import LinkURIError, PeerURI, parse_listen_uri, parse_peer_uri
+from ygg.links.versions import V04, V05, versions_for
 from ygg.network.router import Router
+from ygg.v05.handshake import PASSWORD_MAX
 
 log = Logger(namespace="ygg.links")
 
@@ -83,10 +85,23 @@ class Links(MultiService):
         interface_peers: dict[str, tuple[str, ...]] | None = None,
         allowed_public_keys: tuple[str, ...] = (),
         jitter: Callable[[], float] | None = None,
+        router05: Any = None,
+        versions: Iterable[str] | None = None,
     ) -> None:
+        """``router05``: the v0.5 router (None: v0.5 off); ``versions``: the protocol
+        versions links may speak ("0.4", "0.5"; default: v0.4, and v0.5 with its router)."""
         super().__init__()
         self.reactor = reactor
         self.router = router
+        self.router05 = router05
+        if versions is None:
+            versions = (V04,) if router05 is None else (V04, V05)
+        self.versions = frozenset(versions)
+        if not self.versions or (V05 in self.versions and router05 is None):
+            raise ValueError(f"cannot run versions {sorted(self.versions)}")
+        #: The version each dialled identity answered in when we guessed wrong: its next
+        #: dials speak it at once.
+        self.known_versions: dict[LinkInfo, str] = {}
         self.key = key
         self.public_key = key.public
         self.allowed_keys = frozenset(
@@ -153,30 +168,48 @@ class Links(MultiService):
     def is_connected_to(self, info: LinkInfo) -> bool:
         return info in self.links
 
+    def link_versions(self, password: str) -> frozenset[str]:
+        """What a link with this ``?password=`` may speak: v0.4 has no password, so a link
+        with one is v0.5 only (when v0.5 runs; a v0.4-only node ignores it, as 0.4.7 does)."""
+        return versions_for(self.versions, password.encode())
+
+    def check_password(self, uri: PeerURI) -> None:
+        """LinkURIError (Go 0.5's text) for a ``?password=`` longer than v0.5 allows."""
+        if V05 in self.versions and len(uri.link_password.encode()) > PASSWORD_MAX:
+            raise LinkURIError("invalid password supplied")
+
     # -- dialing --------------------------------------------------------------------------
 
-    def dial(self, uri: PeerURI, interface: str = "") -> Deferred[LinkProtocol]:
+    def dial(
+        self, uri: PeerURI, interface: str = "", speak: str | None = None
+    ) -> Deferred[LinkProtocol]:
         """Connect to ``uri`` and run the handshake; the Deferred fires with the link.
 
-        Fails with AlreadyConnected when a link with the same identity exists, with
-        DialError (text as the Go node's) when the connection cannot be made, and with
-        LinkError when the handshake fails.
+        ``speak``: the version to write at once (a v0.5 beacon's), instead of waiting for
+        the remote's handshake.  Fails with AlreadyConnected when a link with the same
+        identity exists, with DialError (text as the Go node's) when the connection cannot
+        be made, and with LinkError when the handshake fails.
         """
+        try:
+            self.check_password(uri)
+        except LinkURIError as e:
+            return fail(e)
         if uri.scheme in ("tcp", "tls"):
             resolving = endpoints.resolve_address(
                 self.reactor, uri, bind_interface=interface or None
             )
-            return resolving.addCallback(self._dial_resolved, uri, interface)
+            return resolving.addCallback(self._dial_resolved, uri, interface, speak)
         if uri.scheme == "unix":
             info = LinkInfo("unix", interface, uri.path)
         elif uri.scheme == "socks":
             info = LinkInfo("socks", "", "/" + uri.path)
         else:
             return fail(LinkURIError(f"unknown call scheme: {uri.scheme}"))
-        return self._connect(uri, info, endpoints.client_endpoint(self.reactor, uri, self.key))
+        endpoint = endpoints.client_endpoint(self.reactor, uri, self.key)
+        return self._connect(uri, info, endpoint, speak)
 
     def _dial_resolved(
-        self, address: endpoints.ResolvedAddress, uri: PeerURI, interface: str
+        self, address: endpoints.ResolvedAddress, uri: PeerURI, interface: str, speak: str | None
     ) -> Deferred[LinkProtocol]:
         source = None
         if interface:
@@ -205,37 +238,72 @@ class Links(MultiService):
             resolved=address,
             tls_certificate=self.certificate,
         )
-        return self._connect(uri, info, endpoint)
+        return self._connect(uri, info, endpoint, speak)
 
     def _connect(
-        self, uri: PeerURI, info: LinkInfo, endpoint: IStreamClientEndpoint
+        self,
+        uri: PeerURI,
+        info: LinkInfo,
+        endpoint: IStreamClientEndpoint,
+        speak: str | None = None,
+        again: bool = True,
     ) -> Deferred[LinkProtocol]:
         if self.is_connected_to(info):
             return fail(AlreadyConnected(str(info)))
-        spec = LinkSpec(info, uri.link_name(), True, uri.priority, uri.pinned_keys)
+        password = uri.link_password
+        spec = LinkSpec(
+            info,
+            uri.link_name(),
+            True,
+            uri.priority,
+            uri.pinned_keys,
+            versions=self.link_versions(password),
+            password=password.encode(),
+            speak=speak or self.known_versions.get(info),
+            dial_started=self.reactor.seconds(),
+        )
         connecting = endpoint.connect(_LinkFactory(self, lambda transport: spec))
-        return connecting.addCallback(lambda link: link.handshake)
+        handshaking = connecting.addCallback(lambda link: link.handshake)
 
-    def call(self, text: str, interface: str = "") -> Deferred[LinkProtocol]:
+        def mismatch(failure: Failure) -> Any:
+            # We guessed the version wrong: dial once more speaking the remote's.
+            if not again or not failure.check(VersionMismatch):
+                return failure
+            version = failure.value.version
+            self.known_versions[info] = version
+            return self._connect(uri, info, endpoint, version, again=False)
+
+        return handshaking.addErrback(mismatch)
+
+    def call(
+        self, text: str, interface: str = "", speak: str | None = None
+    ) -> Deferred[LinkProtocol]:
         """One dial, not kept up: multicast-discovered peers, autopeering.  A link it makes
-        is redialled a few times if it ends (Go's quick redial)."""
+        is redialled a few times if it ends (Go's quick redial).  ``speak``: see dial."""
         uri = parse_peer_uri(text)
-        return self._call(uri, interface, QUICK_REDIAL_ATTEMPTS)
+        self.check_password(uri)
+        return self._call(uri, interface, QUICK_REDIAL_ATTEMPTS, speak)
 
-    def _call(self, uri: PeerURI, interface: str, attempts: int) -> Deferred[LinkProtocol]:
-        dialing = self.dial(uri, interface)
+    def _call(
+        self, uri: PeerURI, interface: str, attempts: int, speak: str | None = None
+    ) -> Deferred[LinkProtocol]:
+        dialing = self.dial(uri, interface, speak)
 
         def up(link: LinkProtocol) -> LinkProtocol:
-            link.redial = lambda: self._quick_redial(uri, interface, QUICK_REDIAL_ATTEMPTS)
+            link.redial = lambda: self._quick_redial(
+                uri, interface, QUICK_REDIAL_ATTEMPTS, link.version
+            )
             return link
 
         return dialing.addCallback(up)
 
-    def _quick_redial(self, uri: PeerURI, interface: str, attempts: int) -> None:
+    def _quick_redial(
+        self, uri: PeerURI, interface: str, attempts: int, speak: str | None = None
+    ) -> None:
         def again() -> None:
             if not self.running:
                 return
-            d = self._call(uri, interface, attempts - 1)
+            d = self._call(uri, interface, attempts - 1, speak)
             d.addErrback(failed)
 
         def failed(failure: Failure) -> None:
@@ -247,7 +315,7 @@ class Links(MultiService):
                 error=failure.getErrorMessage(),
             )
             if attempts > 1:
-                self._quick_redial(uri, interface, attempts - 1)
+                self._quick_redial(uri, interface, attempts - 1, speak)
 
         self.reactor.callLater(QUICK_REDIAL_DELAY, again)
 
@@ -259,7 +327,9 @@ class Links(MultiService):
         key = (text, interface)
         if key in self.persistent:
             raise YggError("peer already configured")
-        peer = PersistentPeer(self, parse_peer_uri(text), interface)
+        uri = parse_peer_uri(text)
+        self.check_password(uri)
+        peer = PersistentPeer(self, uri, interface)
         self.persistent[key] = peer
         peer.setServiceParent(self)
 
@@ -293,9 +363,9 @@ class PersistentPeer(Service):
         (so that many peers do not redial in step)."""
         if self.failures == 0:
             return QUICK_REDIAL_DELAY
-        return min(MAX_REDIAL_DELAY, QUICK_REDIAL_DELAY * 2 ** (self.failures - 1)) + (
-            self.links.jitter()
-        )
+        # The exponent is capped: 2.0 ** 1024 overflows, after 17 hours of failed dials.
+        backoff = QUICK_REDIAL_DELAY * 2 ** min(self.failures - 1, 16)
+        return min(MAX_REDIAL_DELAY, backoff) + self.links.jitter()
 
     def startService(self) -> None:
         super().startService()
@@ -373,6 +443,7 @@ class Listener(Service):
         super().startService()
         try:
             self.uri = parse_listen_uri(self.text)
+            self.links.check_password(self.uri)
         except LinkURIError as e:
             log.error(
                 "Invalid listener URI {uri!r} specified, ignoring ({error})",
@@ -420,9 +491,15 @@ class Listener(Service):
     def _spec(self, transport: Any) -> LinkSpec:
         uri = self.uri
         assert uri is not None
+        password = uri.link_password
+        v05 = {
+            "versions": self.links.link_versions(password),
+            "password": password.encode(),
+            "local": bool(self.interface),  # multicast's listener (Go's ListenLocal)
+        }
         peer = transport.getPeer()
         if uri.scheme == "unix":
-            return LinkSpec(LinkInfo("unix", "", uri.text), uri.text, False, uri.priority)
+            return LinkSpec(LinkInfo("unix", "", uri.text), uri.text, False, uri.priority, **v05)
         local_ip = transport.getHost().host
         remote_ip = peer.host
         forced = is_link_local_unicast(remote_ip)
@@ -430,7 +507,7 @@ class Listener(Service):
         zone = self.interface if forced else ""
         name = f"{uri.scheme}://{tcp_addr_string(remote_ip, peer.port, zone)}"
         info = LinkInfo(uri.scheme, self.interface, remote)
-        return LinkSpec(info, name, False, uri.priority, forced=forced)
+        return LinkSpec(info, name, False, uri.priority, forced=forced, **v05)
 
     def stopService(self) -> Any:
         super().stopService()

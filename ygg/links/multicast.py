@@ -1,10 +1,15 @@
-"""Finding peers on the local network (spec yggdrasil §3): beacons to [ff02::114]:9001.
+"""Finding peers on the local network (spec yggdrasil §3, spec-v05 §7.5): beacons to
+[ff02::114]:9001.
 
 Once a second, for every interface that is up, multicast-capable, not point-to-point and
 matched by a ``MulticastInterfaces`` entry (the first matching entry applies): with
-Beacon, keep a TLS listener on the interface's first link-local address and send a 50-byte
-beacon (key ‖ that address ‖ its port); with Listen, receive other nodes' beacons there
-and dial them with ``tls://[ip]:port/?key=…&priority=…`` through that interface.
+Beacon, keep a TLS listener on the interface's first link-local address (it speaks both
+versions) and send a beacon per version the node runs — v0.4's 50 bytes (key ‖ that
+address ‖ its port), v0.5's 104 (version 0.5 ‖ key ‖ port ‖ the BLAKE2b of the key keyed
+with the entry's Password); with Listen, receive other nodes' beacons there and dial them
+with ``tls://[ip]:port/?key=…&priority=…`` through that interface, a v0.5 beacon's
+speaking v0.5 at once and with ``&password=…``.  An entry with a Password is v0.5 only:
+v0.4 has no way to check one.
 
 Each interface has its own UDP socket, bound to port 9001 and to the device
 (``SO_BINDTODEVICE``), joined to the group by interface index: Twisted's multicast API
@@ -18,6 +23,7 @@ import ipaddress
 import re
 import socket
 import struct
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +38,8 @@ from ygg.links import interfaces as host_interfaces
 from ygg.links.interfaces import Interface
 from ygg.links.manager import AlreadyConnected, Links, Listener
 from ygg.links.sockets import SO_BINDTODEVICE
+from ygg.links.versions import V04, V05, versions_for
+from ygg.v05.handshake import password_hash
 
 log = Logger(namespace="ygg.multicast")
 
@@ -40,6 +48,8 @@ PORT = 9001
 BEACON_SIZE = 50
 INTERVAL = 1.0
 _GROUP_BYTES = ipaddress.IPv6Address(GROUP).packed
+BEACON05_HEADER = 40  # major ‖ minor ‖ key ‖ port ‖ hash length
+_V05 = struct.pack(">HH", 0, 5)
 
 
 def beacon(key: bytes, address: str, port: int) -> bytes:
@@ -55,6 +65,22 @@ def parse_beacon(data: bytes) -> tuple[bytes, str, int] | None:
         return None
     (port,) = struct.unpack(">H", data[-2:])
     return data[:32], str(ipaddress.IPv6Address(raw)), port
+
+
+def beacon05(key: bytes, port: int, digest: bytes) -> bytes:
+    """A v0.5 beacon: ``digest`` is :func:`ygg.v05.handshake.password_hash` of ``key``."""
+    return _V05 + key + struct.pack(">HH", port, len(digest)) + digest
+
+
+def parse_beacon05(data: bytes) -> tuple[bytes, int, bytes] | None:
+    """(key, TLS port, password hash) of a v0.5 beacon, or None for what is not one (a
+    short hash too, as 0.5.14 checks)."""
+    if len(data) < BEACON05_HEADER or data[:4] != _V05:
+        return None
+    port, size = struct.unpack_from(">HH", data, 36)
+    if len(data) < BEACON05_HEADER + size:
+        return None
+    return data[4:36], port, data[BEACON05_HEADER : BEACON05_HEADER + size]
 
 
 def _link_local(interface: Interface) -> str | None:
@@ -142,6 +168,7 @@ class Multicast(Service):
         self.reactor = links.reactor
         self.key = links.public_key
         self.entries = [e for e in entries if e.beacon or e.listen]
+        self.versions = links.versions
         self.patterns = [(re.compile(e.regex), e) for e in self.entries]
         self.list_interfaces = list_interfaces
         self.selected: dict[str, _Selected] = {}
@@ -225,17 +252,33 @@ class Multicast(Service):
                 sock.join()
             if not chosen.entry.beacon:
                 continue
+            entry = chosen.entry
+            versions = self._versions(entry.password)
             listener = self.listeners.get(name)
             if listener is None:
-                listener = Listener(
-                    self.links, f"tls://[{chosen.address}]:{chosen.entry.port}", interface=name
-                )
+                query = {}
+                if entry.password:
+                    query["password"] = entry.password
+                if V04 not in versions and entry.priority:
+                    query["priority"] = str(entry.priority)  # sent in v0.5's handshake
+                text = f"tls://[{chosen.address}]:{entry.port}"
+                if query:
+                    text += "?" + urllib.parse.urlencode(query, quote_via=urllib.parse.quote)
+                listener = Listener(self.links, text, interface=name)
                 self.listeners[name] = listener
                 listener.startService()
                 continue  # its first beacon goes out once it listens, on the next tick
             if listener.port is not None:
-                sock.send(beacon(self.key, chosen.address, listener.port.getHost().port))
+                port = listener.port.getHost().port
+                if V05 in versions:  # first: its dial speaks v0.5 at once
+                    digest = password_hash(self.key, entry.password.encode())
+                    sock.send(beacon05(self.key, port, digest))
+                if V04 in versions:
+                    sock.send(beacon(self.key, chosen.address, port))
         self._timer = self.reactor.callLater(INTERVAL, self._tick)
+
+    def _versions(self, password: str) -> frozenset[str]:
+        return versions_for(self.versions, password.encode())
 
     def _stop_listener(self, name: str) -> None:
         listener = self.listeners.pop(name)
@@ -244,6 +287,17 @@ class Multicast(Service):
     # -- beacons from others --------------------------------------------------------------
 
     def received(self, name: str, data: bytes, source: str) -> None:
+        chosen = self.selected.get(name)
+        if chosen is None or not chosen.entry.listen:
+            return
+        entry = chosen.entry
+        versions = self._versions(entry.password)
+        if data[:4] == _V05 and len(data) >= BEACON05_HEADER:
+            if V05 in versions:
+                self._received05(name, entry, data, source)
+            return
+        if V04 not in versions:
+            return
         parsed = parse_beacon(data)
         if parsed is None:
             return
@@ -252,11 +306,25 @@ class Multicast(Service):
             return
         if ipaddress.ip_address(source.split("%")[0]) != ipaddress.ip_address(address):
             return
-        chosen = self.selected.get(name)
-        if chosen is None or not chosen.entry.listen:
-            return
-        uri = f"tls://[{address}]:{port}/?key={key.hex()}&priority={chosen.entry.priority}"
+        uri = f"tls://[{address}]:{port}/?key={key.hex()}&priority={entry.priority}"
+        # Not forced to v0.4: a ygg node beacons both versions, and its listener answers
+        # a dialer that waits in v0.5 (a 0.4.7 listener speaks first, in v0.4).
         self.links.call(uri, name).addErrback(self._call_failed, uri)
+
+    def _received05(self, name: str, entry: MulticastInterface, data: bytes, source: str) -> None:
+        parsed = parse_beacon05(data)
+        if parsed is None:
+            return
+        key, port, digest = parsed
+        if key == self.key or digest != password_hash(key, entry.password.encode()):
+            return
+        address = source.split("%")[0]
+        if not ipaddress.ip_address(address).is_link_local:
+            return  # 0.5 dials the beacon's source; on a LAN that is link-local
+        uri = f"tls://[{address}]:{port}/?key={key.hex()}&priority={entry.priority}"
+        if entry.password:
+            uri += "&password=" + urllib.parse.quote(entry.password, safe="")
+        self.links.call(uri, name, V05).addErrback(self._call_failed, uri)
 
     def _call_failed(self, failure: Failure, uri: str) -> None:
         if not failure.check(AlreadyConnected):

@@ -1,10 +1,13 @@
-"""One peering connection: the 38-byte handshake, then ironwood frames to and from the router.
+"""One peering connection: the version handshake, then frames to and from that version's router.
 
 A :class:`LinkProtocol` is built for every stream (tcp, tls, unix, socks; inbound or
-outbound).  It sends its meta at once, reads the peer's within 6 seconds, applies the Go
-node's checks, and then becomes the router's ``LinkIO`` for that peer: frames read are
-handed to the router's ``Peer``, frames the router writes are length-prefixed onto the
-transport.  The transport's producer signals pause and resume the peer's traffic queue.
+outbound).  It settles which protocol the link speaks (:mod:`ygg.links.versions`): v0.4's
+38-byte metadata (:mod:`ygg.links.handshake`) or v0.5's signed one
+(:mod:`ygg.v05.handshake`), reads the peer's within 6 seconds, applies the Go node's checks,
+and then becomes the ``LinkIO`` of that version's router for that peer: frames read are
+handed to the router's ``Peer``, frames the router writes are length-prefixed (u16 in v0.4,
+a uvarint in v0.5) onto the transport.  The transport's producer signals pause and resume
+the peer's traffic queue.  Keepalives and read deadlines are the routers' own.
 """
 
 from __future__ import annotations
@@ -30,8 +33,11 @@ from ygg.links.handshake import (
     decode_meta,
     encode_meta,
 )
-from ygg.network.peers import LinkError, LinkStats, Peer
+from ygg.links.versions import LISTEN_WAIT, V04, V05, dial_wait
+from ygg.network.peers import LinkError, LinkStats
 from ygg.network.wire import FrameError, FrameReader, frame_header
+from ygg.v05 import handshake as handshake05
+from ygg.v05.network import wire as wire05
 
 if TYPE_CHECKING:
     from ygg.links.manager import Links
@@ -39,6 +45,16 @@ if TYPE_CHECKING:
 log = Logger(namespace="ygg.links")
 
 HANDSHAKE_TIMEOUT = 6.0
+_SNIFF_SIZE = handshake05.HEADER_SIZE  # 6: "meta" and two bytes that tell the versions apart
+
+
+class VersionMismatch(LinkError):
+    """We wrote one version's handshake first and the remote speaks the other: the dial is
+    made again in ``version``."""
+
+    def __init__(self, version: str) -> None:
+        super().__init__(f"remote speaks v{version}")
+        self.version = version
 
 
 @dataclass(frozen=True)
@@ -60,6 +76,16 @@ class LinkSpec:
     priority: int = 0
     pinned: frozenset[bytes] = frozenset()
     forced: bool = False  # inbound from a link-local address: AllowedPublicKeys does not apply
+    #: The versions this link may speak; empty: every version the node runs.
+    versions: frozenset[str] = frozenset()
+    password: bytes = b""  # v0.5's link password (?password=, multicast Password)
+    #: v0.5 "local" listener (multicast's): AllowedPublicKeys does not apply.
+    local: bool = False
+    #: Write this version's handshake at once instead of waiting for the remote's (a
+    #: remembered version, a v0.5 beacon).
+    speak: str | None = None
+    #: When the dial started (reactor seconds): the connect time sets how long to wait.
+    dial_started: float | None = None
 
 
 @implementer(IPushProducer)
@@ -68,7 +94,7 @@ class LinkProtocol(Protocol):
         self.links = links
         self._make_spec = make_spec
         self.spec: LinkSpec = None  # type: ignore[assignment]  # decided in connectionMade
-        self.peer: Peer | None = None
+        self.peer: Any = None  # the router's Peer of this link's version, once up
         #: Called when this dialled link ends, to dial again (None: nobody wants that).
         self.redial: Callable[[], None] | None = None
         self.remote_key: bytes | None = None
@@ -77,9 +103,17 @@ class LinkProtocol(Protocol):
         self.started = links.reactor.seconds()
         self.local = ""
         self.closing: str | None = None
+        #: The protocol version of this link ("0.4", "0.5"), once known.
+        self.version: str | None = None
+        self._versions: frozenset[str] = frozenset()
+        self._sent: str | None = None  # the version of the handshake we wrote
+        self._need = META_SIZE  # handshake bytes to read (known once the version is)
         self._buffer = b""
-        self._reader = FrameReader()
+        self._reader: Any = None
+        self._header: Callable[[bytes], bytes] = frame_header
+        self._router: Any = None
         self._timer: Any = None
+        self._wait: Any = None
         self._registered = False
         #: Fires with this protocol when the handshake passed, fails when it did not.
         self.handshake: Deferred[LinkProtocol] = Deferred()
@@ -88,7 +122,7 @@ class LinkProtocol(Protocol):
 
     def connectionMade(self) -> None:
         self.local = _address_text(self.transport.getHost())
-        self.spec = self._make_spec(self.transport)
+        self.spec = spec = self._make_spec(self.transport)
         if not self.links.register(self):
             # Already connected (or connecting) with this identity: close without a word.
             self.closing = "duplicate"
@@ -96,10 +130,52 @@ class LinkProtocol(Protocol):
             return
         self._registered = True
         self.transport.registerProducer(self, True)
-        meta = encode_meta(self.links.public_key)
+        self._versions = versions = spec.versions or self.links.versions
+        reactor = self.links.reactor
+        if len(versions) == 1:
+            # One version: exactly that version's Go node, which writes at once.
+            self.version = next(iter(versions))
+            self._need = META_SIZE if self.version == V04 else _SNIFF_SIZE
+            self._write_meta(self.version)
+        elif spec.speak in versions:
+            self._write_meta(spec.speak)  # type: ignore[arg-type]
+        elif spec.outbound:
+            started = spec.dial_started
+            took = reactor.seconds() - started if started is not None else 0.0
+            self._wait = reactor.callLater(dial_wait(took), self._dialer_speaks)
+        else:
+            # A listener running both versions waits for the dialer's first bytes.
+            self._wait = reactor.callLater(LISTEN_WAIT, self._listener_speaks)
+        self._timer = reactor.callLater(HANDSHAKE_TIMEOUT, self._handshake_timeout)
+
+    def _dialer_speaks(self) -> None:
+        # Nothing came: the listener waits for us (a ygg one); v0.5 it is, unless what it
+        # then says shows otherwise (see _mismatch).
+        self._wait = None
+        if self._sent is None and self.closing is None:
+            self._write_meta(V05)
+
+    def _listener_speaks(self) -> None:
+        # No dialer of either Go version waits this long (both write at once), nor does a
+        # ygg one: whatever waits is taken for a v0.4 client, answered as 0.4.7 would.
+        self._wait = None
+        if self._sent is None and self.closing is None:
+            self.version = V04
+            self._need = META_SIZE
+            self._write_meta(V04)
+            # From here on a 0.4.7 listener: 6 s to read theirs after writing ours.
+            if self._timer is not None and self._timer.active():
+                self._timer.reset(HANDSHAKE_TIMEOUT)
+
+    def _write_meta(self, version: str) -> None:
+        self._sent = version
+        if version == V04:
+            meta = encode_meta(self.links.public_key)
+        else:
+            spec = self.spec
+            meta = handshake05.encode_meta(self.links.key, spec.priority, spec.password)
         self.transport.write(meta)
         self.bytes_sent += len(meta)
-        self._timer = self.links.reactor.callLater(HANDSHAKE_TIMEOUT, self._handshake_timeout)
 
     def _handshake_timeout(self) -> None:
         self._timer = None
@@ -111,32 +187,81 @@ class LinkProtocol(Protocol):
             if self.closing is not None:
                 return
             self._buffer += data
-            if len(self._buffer) < META_SIZE:
+            if not self._read_handshake():
                 return
-            data, self._buffer = self._buffer[META_SIZE:], self._buffer[:META_SIZE]
-            if not self._handshake(self._buffer):
-                return
-            self._buffer = b""
+            data, self._buffer = self._buffer, b""
             if not data:
                 return
         peer = self.peer
         try:
             for body in self._reader.feed(data):
-                peer.handle_body(body)  # type: ignore[union-attr]
-        except FrameError as e:
+                peer.handle_body(body)
+        except (FrameError, wire05.FrameError) as e:
             try:
                 for body in e.bodies:  # what came before the bad length, as Go would
-                    peer.handle_body(body)  # type: ignore[union-attr]
+                    peer.handle_body(body)
             except (LinkError, DecodeError) as inner:
                 e = inner  # type: ignore[assignment]
             self.close(str(e))
-        except (LinkError, DecodeError) as e:
+        except (LinkError, DecodeError) as e:  # v0.5's LinkError is a DecodeError
             self.close(str(e))
 
-    def _handshake(self, meta: bytes) -> bool:
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
+    def _read_handshake(self) -> bool:
+        """Whether the link is up; the bytes after the handshake are left in the buffer."""
+        if self.version is None or (self.version == V05 and self._need == _SNIFF_SIZE):
+            if len(self._buffer) < _SNIFF_SIZE:
+                return False
+            try:
+                if self.version is None:
+                    self._choose(handshake05.sniff_version(self._buffer[:_SNIFF_SIZE]))
+                if self.version == V05:
+                    self._need = _SNIFF_SIZE + handshake05.body_length(self._buffer)
+            except DecodeError as e:
+                self._fail(str(e))
+                return False
+            if self.version is None:  # closed for a redial
+                return False
+        if len(self._buffer) < self._need:
+            return False
+        meta, self._buffer = self._buffer[: self._need], self._buffer[self._need :]
+        if self.version == V04:
+            return self._handshake04(meta)
+        return self._handshake05(meta)
+
+    def _choose(self, sniffed: tuple[int, int] | None) -> None:
+        version = V04 if sniffed == (0, 4) else V05
+        if self._sent is not None and self._sent != version:
+            self._mismatch(version)
+            return
+        self.version = version
+        self._need = META_SIZE if version == V04 else _SNIFF_SIZE
+        if self._wait is not None and self._wait.active():
+            self._wait.cancel()
+        self._wait = None
+        if self._sent is None:
+            self._write_meta(version)
+
+    def _mismatch(self, version: str) -> None:
+        """We spoke first in the other version (a slow Go 0.4.7 listener, a peer that
+        changed version): drop this stream and let the dialer try again in ``version``."""
+        log.debug(
+            "Link {name}: remote speaks v{version}, we wrote v{sent}; dialing again",
+            name=self.spec.name,
+            version=version,
+            sent=self._sent,
+        )
+        # Free the identity now, so the new dial is not taken for a duplicate.
+        if self._registered:
+            self._registered = False
+            self.links.unregister(self)
+        self.closing = f"remote speaks v{version}"
+        if self.spec.outbound and not self.handshake.called:
+            self.handshake.errback(Failure(VersionMismatch(version)))
+        self._cancel_timers()
+        self.transport.abortConnection()
+
+    def _handshake04(self, meta: bytes) -> bool:
+        self._cancel_timers()
         spec = self.spec
         try:
             key = decode_meta(meta)
@@ -161,12 +286,50 @@ class LinkProtocol(Protocol):
         except DecodeError as e:
             self._fail(str(e))
             return False
-        self.remote_key = key
+        return self._up(key, self.links.router, spec.priority, FrameReader(), frame_header)
+
+    def _handshake05(self, data: bytes) -> bool:
+        self._cancel_timers()
+        spec = self.spec
         try:
-            self.peer = self.links.router.add_peer(key, self, spec.priority)
+            meta = handshake05.decode_meta(data)
+            key = handshake05.check_meta(meta, spec.password)
+            check_remote_key(
+                key,
+                pinned=spec.pinned,
+                allowed=self.links.allowed_keys,
+                inbound=not spec.outbound,
+                forced=spec.local,
+            )
+        except DecodeError as e:
+            self._fail(str(e))
+            return False
+        router = self.links.router05
+        if router is None:  # cannot happen: v0.5 is spoken only when its router runs
+            self._fail("v0.5 is not enabled")
+            return False
+        # Go links with the higher of the two sides' priorities (spec-v05 §2.3 check 12).
+        priority = max(spec.priority, meta.priority)
+        return self._up(key, router, priority, wire05.FrameReader(), _uvarint_header)
+
+    def _up(
+        self,
+        key: bytes,
+        router: Any,
+        priority: int,
+        reader: Any,
+        header: Callable[[bytes], bytes],
+    ) -> bool:
+        self.remote_key = key
+        self._reader = reader
+        self._header = header
+        self._router = router
+        try:
+            self.peer = router.add_peer(key, self, priority)
         except ValueError as e:  # our own key, or the node is stopping
             self._fail(str(e))
             return False
+        spec = self.spec
         log.info(
             "Connected {direction} {kind}: {remote}, source {local}",
             direction=self.direction,
@@ -178,6 +341,12 @@ class LinkProtocol(Protocol):
         self.handshake.callback(self)
         return True
 
+    def _cancel_timers(self) -> None:
+        for timer in (self._timer, self._wait):
+            if timer is not None and timer.active():
+                timer.cancel()
+        self._timer = self._wait = None
+
     def _fail(self, reason: str) -> None:
         # A failed dial is reported by whoever dialled (once, however often it retries).
         if self.closing is None and not self.spec.outbound:
@@ -188,8 +357,14 @@ class LinkProtocol(Protocol):
                 reason=reason,
             )
         self.closing = reason
+        self._cancel_timers()
         self._handshake_failed(reason)
-        self.transport.abortConnection()
+        if self.version == V05:
+            # A close, not a reset: the peer then reads our handshake before the end of
+            # the stream and fails with its own check's text, as two Go nodes do.
+            self.transport.loseConnection()
+        else:
+            self.transport.abortConnection()
 
     def _handshake_failed(self, reason: str) -> None:
         # Only a dial waits on the handshake; an inbound failure is just logged.
@@ -197,12 +372,11 @@ class LinkProtocol(Protocol):
             self.handshake.errback(Failure(LinkError(reason)))
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
+        self._cancel_timers()
         if self._registered:
             self.links.unregister(self)
         if self.peer is not None:
-            self.links.router.remove_peer(self.peer)
+            self._router.remove_peer(self.peer)
             error = self.closing
             if error is None and not reason.check(ConnectionDone):
                 error = reason.getErrorMessage()
@@ -221,8 +395,9 @@ class LinkProtocol(Protocol):
     # -- the router's LinkIO ---------------------------------------------------------------
 
     def write_body(self, body: bytes) -> None:
-        self.transport.writeSequence((frame_header(body), body))
-        self.bytes_sent += 2 + len(body)
+        header = self._header(body)
+        self.transport.writeSequence((header, body))
+        self.bytes_sent += len(header) + len(body)
 
     def close(self, reason: str) -> None:
         """Close the link (the router or a decode error asks); logged once, on disconnect."""
@@ -267,6 +442,11 @@ class LinkProtocol(Protocol):
             bytes_recvd=self.bytes_recvd,
             bytes_sent=self.bytes_sent,
         )
+
+
+def _uvarint_header(body: bytes) -> bytes:
+    """v0.5's frame length: a uvarint (spec-v05 §3.1)."""
+    return wire05.put_uvarint(len(body))
 
 
 def _address_text(address: Any) -> str:

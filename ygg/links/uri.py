@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import binascii
 import codecs
+import dataclasses
+import re
 from dataclasses import dataclass
 
 from ygg.errors import YggError
@@ -29,6 +31,7 @@ UNIX_PATH_MAX = 107
 """The longest unix socket path in bytes: ``sun_path`` holds 108 with the closing NUL."""
 
 _IDNA = codecs.lookup("idna")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class LinkURIError(YggError):
@@ -66,6 +69,9 @@ class PeerURI:
     sni: str
     host_port: str = ""
     url: str = ""
+    #: v0.5's link password (``?password=``), as written; checked by the link layer,
+    #: since a v0.4-only node ignores it as 0.4.7 does.
+    link_password: str = ""
 
     def server_name(self) -> str | None:
         """The TLS SNI the Go node sends: ``?sni=`` unless an IP literal, else the URL
@@ -91,6 +97,7 @@ class PeerURI:
 
 def parse_peer_uri(text: str) -> PeerURI:
     """Parse a URI to dial (Peers, InterfacePeers, addPeer, multicast)."""
+    text = _go_string(text)
     url = _parse_url(text)
     query = url.query()
     pinned = set()
@@ -108,11 +115,13 @@ def parse_peer_uri(text: str) -> PeerURI:
             raise LinkURIError(f"priority invalid: {e}") from None
     if url.scheme not in DIAL_SCHEMES:
         raise LinkURIError("unknown call scheme: " + url.scheme)
-    return _build(text, url, frozenset(pinned), priority, _first(query, "sni"))
+    uri = _build(text, url, frozenset(pinned), priority, _first(query, "sni"))
+    return dataclasses.replace(uri, link_password=_first(query, "password"))
 
 
 def parse_listen_uri(text: str) -> PeerURI:
     """Parse a ``Listen`` URI: tcp, tls or unix; a bad ``?priority=`` is ignored (§2.9)."""
+    text = _go_string(text)
     url = _parse_url(text)
     if url.scheme not in LISTEN_SCHEMES:
         raise LinkURIError(f"unrecognised scheme {go_quote(url.scheme)}")
@@ -122,7 +131,15 @@ def parse_listen_uri(text: str) -> PeerURI:
             priority = parse_uint8(text_priority)
         except YggError:
             priority = 0
-    return _build(text, url, frozenset(), priority, "")
+    uri = _build(text, url, frozenset(), priority, "")
+    return dataclasses.replace(uri, link_password=_first(url.query(), "password"))
+
+
+def _go_string(text: str) -> str:
+    """``text`` as the Go node holds it.  A JSON or HJSON escape of a lone surrogate
+    (``"\\ud800"``, from addPeer or a config file) decodes to U+FFFD in Go but stays a
+    surrogate in Python, which no UTF-8 encoding below accepts."""
+    return _SURROGATE.sub("\ufffd", text)
 
 
 def _build(text: str, url: _URL, pinned: frozenset[bytes], priority: int, sni: str) -> PeerURI:

@@ -89,10 +89,12 @@ class Router:
         path_notify: Callable[[bytes], None] | None = None,
         verifier: VerifyCache | None = None,
         nonce: Callable[[], int] | None = None,
+        tree_notify: Callable[[], None] | None = None,
     ) -> None:
         """``deliver(source, payload)`` gets traffic for us; ``path_notify(key)`` hears of
         every key a path was found to (yggdrasil's key store); ``nonce`` draws the 64-bit
-        sigReq nonces (random; tests and the simulator pass a seeded source)."""
+        sigReq nonces (random; tests and the simulator pass a seeded source);
+        ``tree_notify()`` hears that some tree info changed (it may not call back in)."""
         self.node_key = key
         self.public_key = key.public
         self.clock = clock
@@ -109,6 +111,7 @@ class Router:
         self.closed = False
         #: Bumped whenever the tree changes (lets callers notice convergence).
         self.version = 0
+        self.tree_notify = tree_notify
         self.tree = Tree(self)
         self.blooms = Blooms(self)
         self.pathfinder = Pathfinder(self)
@@ -131,6 +134,8 @@ class Router:
 
     def tree_changed(self) -> None:
         self.version += 1
+        if self.tree_notify is not None:
+            self.tree_notify()
 
     # -- links ----------------------------------------------------------------------------
 

@@ -164,6 +164,7 @@ class AdminAMP(TimeoutMixin, QuietAMP):
         self.pending: OrderedDict[str, _Pending] = OrderedDict()
         self.calls = 0  # commands being answered
         self.unboxed = 0  # bytes received since the last complete box
+        self.refused = False  # a box that is not a command closed the connection
 
     def callLater(self, period: float, func: Any) -> Any:  # TimeoutMixin's clock
         return self.reactor.callLater(period, func)
@@ -191,10 +192,27 @@ class AdminAMP(TimeoutMixin, QuietAMP):
 
     def ampBoxReceived(self, box: amp.AmpBox) -> None:
         self.unboxed = 0
+        if self.refused:
+            return  # the rest of a chunk that arrived with the offending box
+        if amp.COMMAND not in box or amp.ANSWER in box or amp.ERROR in box:
+            # We never ask, so an answer answers nothing, and a box without a command
+            # means nothing: AMP would raise out of dataReceived for either (a traceback
+            # in the log for every such connection).  Not our protocol: close.
+            self.refused = True
+            self.transport.abortConnection()
+            return
         if self.slots is not None:
             self.slots.touch(self)
         self.resetTimeout()
         super().ampBoxReceived(box)
+
+    def unhandledError(self, failure: Failure) -> None:
+        # The error of a command sent without _ask (an unknown one, bad arguments, a
+        # method's AdminError) has nowhere to go: AMP would log it and drop the
+        # connection.  The client asked for no answer, and gets none.
+        if failure.check(amp.RemoteAmpError, AdminError):
+            return
+        super().unhandledError(failure)
 
     def connectionLost(self, reason: Failure) -> None:
         self.setTimeout(None)
@@ -227,23 +245,22 @@ class AdminAMP(TimeoutMixin, QuietAMP):
         return {"page": page, "size": pending.size, "more": cursor}
 
     def locateResponder(self, name: bytes) -> Any:
+        if not name.isascii():
+            return None  # AMP's own lookup decodes the name as ASCII, and would raise
         responder = super().locateResponder(name)
-        if responder is not None:
-            return responder
-        try:
+        if responder is None:
             method = self.registry.lookup(name.decode())
-        except UnicodeDecodeError:
-            return None
-        if method is None:
-            return None
-        command = command_for(method)
-        names = {amp._wireNameToPythonIdentifier(a.name.encode()): a.name for a in method.args}
+            if method is None:
+                return None
+            command = command_for(method)
+            names = {amp._wireNameToPythonIdentifier(a.name.encode()): a.name for a in method.args}
 
-        def respond(**kwargs: Any) -> Deferred[dict[str, Any]]:
-            arguments = {names[k]: v for k, v in kwargs.items() if v is not None}
-            return self._run(method.name, arguments)
+            def respond(**kwargs: Any) -> Deferred[dict[str, Any]]:
+                arguments = {names[k]: v for k, v in kwargs.items() if v is not None}
+                return self._run(method.name, arguments)
 
-        return self._wrapWithSerialization(respond, command)
+            responder = self._wrapWithSerialization(respond, command)
+        return _arguments_checked(responder)
 
     # -- running and paging -----------------------------------------------------------
 
@@ -284,6 +301,20 @@ class AdminAMP(TimeoutMixin, QuietAMP):
         pending = self.pending.pop(cursor, None)
         if pending is not None and pending.timer is not None and pending.timer.active():
             pending.timer.cancel()
+
+
+def _arguments_checked(responder: Any) -> Any:
+    """``responder`` answering arguments it cannot parse (missing, bad UTF-8, not a
+    number…) with ADMIN_ERROR, as the JSON socket answers bad JSON, where AMP would log
+    a traceback and close the connection."""
+
+    def respond(box: amp.AmpBox) -> Any:
+        try:
+            return responder(box)  # parses the arguments, then runs the method in a Deferred
+        except Exception:
+            raise amp.RemoteAmpError(ERRORS[AdminError], "Failed to unmarshal request") from None
+
+    return respond
 
 
 class AdminAMPFactory(Factory):

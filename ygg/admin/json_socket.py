@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 from collections.abc import Mapping
 from typing import Any
@@ -48,6 +49,9 @@ MAX_PER_CLIENT = 32
 IDLE_TIMEOUT = 300.0
 
 _WHITESPACE = b" \t\r\n"
+# What raw_decode stops at when the text ends inside a token: a literal, a \u escape (even
+# a whole one: it looks past it), a number's sign, fraction or exponent.
+_CUT_TOKEN = re.compile(r"t(r(ue?)?)?|f(a(l(se?)?)?)?|n(u(ll?)?)?|u[0-9a-fA-F]{0,4}|-|\.|[eE][+-]?")
 _decoder = json.JSONDecoder()
 
 
@@ -168,22 +172,24 @@ class AdminProtocol(TimeoutMixin, Protocol):
         if len(buffer) > MAX_REQUEST:
             self._finish(error_reply("Failed to find request"))
             return _WAIT
+        broken = False  # the bytes read so far cannot become a request, whatever follows
         try:
             text = buffer.decode()
         except UnicodeDecodeError as e:
-            if e.end < len(buffer) - 3:  # not just a character cut in two
-                self._finish(error_reply("Failed to find request"))
-            return _WAIT
+            # The requests before a bad byte are answered first, as Go's decoder reads
+            # them first; a character cut in two at the end may still be completed.
+            text = buffer[: e.start].decode()
+            broken = e.reason != "unexpected end of data" or self._input_ended
         try:
             value, end = _decoder.raw_decode(text)
         except json.JSONDecodeError as e:
-            if not _incomplete(text, e) or self._input_ended:
+            if broken or not _incomplete(text, e) or self._input_ended:
                 self._finish(error_reply("Failed to find request"))
             return _WAIT
         except (RecursionError, ValueError):  # absurd nesting, a number of 5000 digits
             self._finish(error_reply("Failed to find request"))
             return _WAIT
-        self._buffer = text[end:].encode()
+        self._buffer = buffer[len(text[:end].encode()) :]
         return value
 
     def _answer(self, value: Any) -> None:
@@ -260,9 +266,13 @@ def _incomplete(text: str, error: json.JSONDecodeError) -> bool:
     """Whether more input could still make ``text`` start with a JSON value."""
     if error.pos >= len(text):
         return True
-    # raw_decode reports an unterminated string or a value cut short at its start.
-    return error.msg.startswith("Unterminated string") or (
-        error.msg.startswith("Expecting") and text[error.pos :].strip() == ""
+    # raw_decode reports an unterminated string or a value cut short at its start, and
+    # a token cut short (``tr``, ``\ud8``, ``1e+``) where that token starts.
+    rest = text[error.pos :]
+    return (
+        error.msg.startswith("Unterminated string")
+        or (error.msg.startswith("Expecting") and rest.strip() == "")
+        or _CUT_TOKEN.fullmatch(rest) is not None
     )
 
 

@@ -19,6 +19,8 @@ MIN_UDP_REPLY = 512
 #: What a UDP socket of ours reads at once: any datagram, so none is cut short.
 MAX_DATAGRAM = 65535
 HEADER = struct.Struct("!HBBHHHH")
+#: The longest name in its dotted form: 255 octets on the wire (RFC 1035 §3.1).
+MAX_NAME = 253
 
 
 def decode_message(data: bytes) -> dns.Message:
@@ -35,6 +37,11 @@ def decode_message(data: bytes) -> dns.Message:
     sections = (message.queries, message.answers, message.authority, message.additional)
     if tuple(len(section) for section in sections) != counts:
         raise ValueError("cut short")
+    # twisted.names reads names of any length; a reply echoing one would not fit in UDP.
+    for section in sections:
+        for record in section:
+            if len(record.name.name) > MAX_NAME:
+                raise ValueError("a name longer than 255 octets")
     return message
 
 

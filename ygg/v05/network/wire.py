@@ -755,7 +755,9 @@ class FrameReader:
 
     def _fail(self, message: str, bodies: list[bytes]) -> FrameError:
         self._broken = True
-        self._buf.clear()
+        # Replaced, not cleared: feed() may hold a memoryview of the old buffer here, and
+        # resizing an exported bytearray raises BufferError instead of this FrameError.
+        self._buf = bytearray()
         return FrameError(message, bodies)
 
     def feed(self, data: bytes) -> list[bytes]:

@@ -5,7 +5,8 @@
 #   scripts/setup.sh          what running a node needs
 #   scripts/setup.sh --test   also what the tests need: the reference Go nodes (Debian's
 #                             yggdrasil 0.4.7, and trixie's 0.5.12 in /opt/yggdrasil-0.5),
-#                             iperf3, dig, rdisc6, a SOCKS5 server, the ssh client
+#                             iperf3, dig, rdisc6, a SOCKS5 server, the ssh client, and
+#                             headless Chromium (the crawl map's page)
 #
 # Idempotent: a second run installs nothing. Non-interactive. Never starts a service.
 set -euo pipefail
@@ -21,9 +22,10 @@ PKGS=(iproute2)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || PKGS+=(python3-venv)
 if [ "$want_test" = 1 ]; then
     # yggdrasil: the reference node (/usr/sbin/yggdrasil, yggdrasilctl) tests compare against;
-    # the rest are the tools tests drive ygg with, as a user would.
+    # the rest are the tools tests drive ygg with, as a user would (chromium opens the page
+    # `ygg crawl --map` writes).
     PKGS+=(yggdrasil iputils-ping iperf3 bind9-dnsutils ndisc6 microsocks openssh-client
-           procps)
+           procps chromium)
 fi
 
 missing=()

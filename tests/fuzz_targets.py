@@ -603,7 +603,8 @@ URI_TOKENS = tuple(
 def uri_seeds() -> list[bytes]:
     path = DATA.parent.parent / "ygg" / "popura" / "autopeer" / "peers.txt"
     peers = [line.strip() for line in path.read_text().splitlines()]
-    texts = list(URI_SEEDS) + [line for line in peers if line and not line.startswith("#")]
+    # Each entry is a URI, then the version its peer serves: the URI is the seed.
+    texts = list(URI_SEEDS) + [line.split()[0] for line in peers if line and line[0] != "#"]
     return [t.encode() for t in texts]
 
 

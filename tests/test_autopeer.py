@@ -4,11 +4,14 @@ built-in list is only read."""
 
 from __future__ import annotations
 
+import io
 import random
+import runpy
 import shutil
 import subprocess
 import tempfile
 from collections import Counter
+from contextlib import redirect_stderr
 from pathlib import Path
 from typing import Any
 
@@ -276,6 +279,182 @@ class PeerListTests(SynchronousTestCase):
             AutopeerService(FakeNode(), config(PeersFile="/nonexistent/peers.txt"))
         self.assertEqual(caught.exception.key, "Autopeering.PeersFile")
         self.assertIn("/nonexistent/peers.txt", str(caught.exception))
+
+    def test_version_tags(self) -> None:
+        """A URI may be followed by the version its peer serves; anything else after it
+        makes the line a bad one."""
+        found, rejected = parse_peer_list(
+            [
+                "tcp://192.0.2.1:1 v0.4",
+                "tls://192.0.2.2:2\tv0.5",
+                "tcp://192.0.2.3:3",
+                "tcp://192.0.2.1:1 v0.5",  # the same peer again: its first line counts
+                "tcp://192.0.2.3:3",
+                "tcp://192.0.2.4:4 v0.6",
+                "tcp://192.0.2.5:5 v0.5 extra",
+                "tcp://192.0.2.6:6 0.5",
+                "v0.5",
+            ]
+        )
+        self.assertEqual(
+            found,
+            [
+                Candidate("tcp://192.0.2.1:1", "192.0.2.1", 1, "0.4"),
+                Candidate("tls://192.0.2.2:2", "192.0.2.2", 2, "0.5"),
+                Candidate("tcp://192.0.2.3:3", "192.0.2.3", 3, None),
+            ],
+        )
+        self.assertEqual(
+            rejected,
+            [
+                "tcp://192.0.2.4:4 v0.6",
+                "tcp://192.0.2.5:5 v0.5 extra",
+                "tcp://192.0.2.6:6 0.5",
+                "v0.5",
+            ],
+        )
+        self.assertEqual(found[1].name, "tls://192.0.2.2:2")
+
+    def test_builtin_lists_are_tagged(self) -> None:
+        """peers.txt is public-peers' 2022 snapshot, all v0.4; peers-v05.txt a later commit
+        (named in its header), all v0.5, with peers the old list does not have."""
+        lists = {}
+        for path, version in ((glue.BUILTIN_PEERS, "0.4"), (glue.BUILTIN_PEERS_V05, "0.5")):
+            text = path.read_text(encoding="utf-8")
+            found, rejected = parse_peer_list(text.splitlines())
+            self.assertEqual(rejected, [], path)
+            self.assertGreaterEqual(len(found), 100, path)
+            self.assertEqual({c.version for c in found}, {version}, path)
+            self.assertIn(f"# {len(found)} peers;", text)
+            self.assertRegex(text.splitlines()[1], r" at commit [0-9a-f]{7,} \(\d{4}-\d\d-\d\d\),$")
+            lists[version] = {c.uri for c in found}
+        self.assertIn("at commit bcf561e (2022-10-24)", glue.BUILTIN_PEERS.read_text())
+        self.assertTrue(lists["0.5"] - lists["0.4"])
+
+    def test_autopeer_still_reads_the_v04_list(self) -> None:
+        service = AutopeerService(FakeNode(), config(), builtin=glue.BUILTIN_PEERS)
+        self.assertEqual({c.version for c in service.candidates}, {"0.4"})
+
+
+def load_compile_peers() -> dict[str, Any]:
+    return runpy.run_path(str(ROOT / "contrib" / "compile-peers.py"), run_name="compile_peers")
+
+
+COUNTRY = """# Testland Peers
+
+* City A, operated by someone
+  * `tcp://a.example:1`
+  * `tls://a.example:2` (v0.4 only)
+  * `quic://a.example:3`
+
+* City B, public node, 100 Mbit/s, *(v0.5 testing only)*
+  * node1:
+  * `tcp://b.example:1`
+  * `tls://b.example:2` _IPv6 by a tunnel (v0.4)_
+* `tcp://c.example:1` (v0.5)
+  * `tcp://c.example:2?password=secret`
+  * `tcp://c.example:3` `tls://c.example:4`
+
+### Heading (v0.4 only)
+
+* `tcp://d.example:1`
+"""
+
+
+class CompilePeersTests(SynchronousTestCase):
+    """contrib/compile-peers.py's tagging, on made-up country files (nothing is dialled)."""
+
+    def test_marks_and_the_default(self) -> None:
+        script = load_compile_peers()
+        self.assertEqual(
+            script["tagged_uris"](COUNTRY, "0.4"),
+            [
+                ("tcp://a.example:1", "0.4"),
+                ("tls://a.example:2", "0.4"),
+                ("tcp://b.example:1", "0.5"),
+                ("tls://b.example:2", "0.4"),  # its own mark beats its bullet's
+                ("tcp://c.example:1", "0.5"),
+                ("tcp://c.example:2?password=secret", "0.5"),
+                ("tcp://c.example:3", "0.4"),  # the bullet's mark was its own URI's
+                ("tls://c.example:4", "0.4"),
+                ("tcp://d.example:1", "0.4"),  # the heading's bullet starts a new node
+            ],
+        )
+        self.assertEqual(script["tagged_uris"](COUNTRY, "0.5")[0], ("tcp://a.example:1", "0.5"))
+        self.assertEqual(script["unmarked_version"]("2022-10-24"), "0.4")
+        self.assertEqual(script["unmarked_version"]("2023-11-17"), "0.4")
+        self.assertEqual(script["unmarked_version"]("2023-11-18"), "0.5")
+        self.assertEqual(script["unmarked_version"]("2026-06-09"), "0.5")
+
+    def test_a_repository_compiled_and_read_back(self) -> None:
+        """By the commit's date: a 2022 commit's unmarked peers are v0.4, a 2024 one's
+        v0.5; the output reads back through the list reader with those tags."""
+        directory = Path(tempfile.mkdtemp(prefix="ygg-peers-"))
+        self.addCleanup(shutil.rmtree, directory)
+        repo = directory / "public-peers"
+        (repo / "europe").mkdir(parents=True)
+        (repo / "other").mkdir()
+        (repo / "other" / "tor.md").write_text("* `tcp://onion.example:1`\n")
+
+        def git(*args: str, date: str = "2022-10-24T12:00:00Z") -> str:
+            env = {
+                "GIT_AUTHOR_NAME": "t",
+                "GIT_AUTHOR_EMAIL": "t@example.net",
+                "GIT_COMMITTER_NAME": "t",
+                "GIT_COMMITTER_EMAIL": "t@example.net",
+                "GIT_AUTHOR_DATE": date,
+                "GIT_COMMITTER_DATE": date,
+                "PATH": "/usr/bin:/bin",
+                "HOME": str(directory),
+            }
+            done = subprocess.run(
+                ["git", "-C", str(repo), *args], env=env, capture_output=True, text=True
+            )
+            self.assertEqual(done.returncode, 0, done.stderr)
+            return done.stdout.strip()
+
+        git("init", "-q")
+        (repo / "europe" / "testland.md").write_text(COUNTRY)
+        git("add", ".")
+        git("commit", "-q", "-m", "old")
+        old = git("rev-parse", "--short", "HEAD")
+        (repo / "europe" / "testland.md").write_text(COUNTRY.replace("(v0.4 only)", ""))
+        git("commit", "-q", "-am", "new", date="2024-02-01T12:00:00Z")
+        script = load_compile_peers()
+        outputs = {}
+        for rev, name in ((old, "old.txt"), ("HEAD", "new.txt")):
+            out = directory / name
+            err = io.StringIO()
+            with redirect_stderr(err):
+                self.assertEqual(script["main"]([str(repo), "--rev", rev, "-o", str(out)]), 0)
+            outputs[name] = out.read_text()
+        old_text, new_text = outputs["old.txt"], outputs["new.txt"]
+        self.assertIn(f"at commit {old} (2022-10-24),", old_text)
+        self.assertIn("else v0.4 as the list implied", old_text)
+        self.assertIn("else v0.5 as the list implied", new_text)
+        self.assertNotIn("onion", old_text)
+        self.assertNotIn("quic", old_text)
+        versions = {
+            name: {c.uri: c.version for c in parse_peer_list(text.splitlines())[0]}
+            for name, text in outputs.items()
+        }
+        self.assertEqual(len(versions["old.txt"]), 9)
+        self.assertEqual(versions["old.txt"]["tcp://a.example:1"], "0.4")
+        self.assertEqual(versions["new.txt"]["tcp://a.example:1"], "0.5")
+        self.assertEqual(versions["new.txt"]["tls://a.example:2"], "0.5")  # mark removed
+        self.assertEqual(versions["new.txt"]["tcp://d.example:1"], "0.5")
+        self.assertEqual(versions["new.txt"]["tcp://b.example:1"], "0.5")
+        # A plain directory has no date: the version must be given.
+        plain = directory / "plain"
+        (plain / "europe").mkdir(parents=True)
+        (plain / "europe" / "testland.md").write_text(COUNTRY)
+        with redirect_stderr(io.StringIO()):
+            with self.assertRaises(SystemExit) as caught:
+                script["main"]([str(plain)])
+            self.assertIn("--default-version", str(caught.exception))
+            out = directory / "plain.txt"
+            script["main"]([str(plain), "--default-version", "0.5", "-o", str(out)])
+        self.assertIn("tcp://a.example:1 v0.5\n", out.read_text())
 
 
 class InternetPeerTests(SynchronousTestCase):

@@ -2,8 +2,10 @@
 
 This module is what the node loads at every start (the ``ygg.features`` entry point), so it
 holds only the feature object and its schema; the service (``.service``) is imported when
-the feature is enabled.  The built-in peer list ``peers.txt`` lies beside it (made by
-``contrib/compile-peers.py``).
+the feature is enabled.  The built-in peer lists lie beside it (made by
+``contrib/compile-peers.py``, each entry tagged with the protocol version it serves):
+``peers.txt``, public-peers' 2022 snapshot of v0.4 peers, which autopeering uses, and
+``peers-v05.txt``, a current snapshot of v0.5 peers.
 """
 
 from __future__ import annotations
@@ -16,7 +18,10 @@ from zope.interface import implementer
 
 from ygg.interfaces import FeatureOption, IFeature, INode, setting
 
+#: The v0.4 list (public-peers bcf561e), the one autopeering reads.
 BUILTIN_PEERS = Path(__file__).parent / "peers.txt"
+#: The v0.5 list (a current public-peers commit, named in its header).
+BUILTIN_PEERS_V05 = Path(__file__).parent / "peers-v05.txt"
 
 
 @dataclass(frozen=True)

@@ -86,13 +86,19 @@ _SLACK = 0.5
 # -- the list -----------------------------------------------------------------------------
 
 
+#: A list entry's version tag: the protocol the peer serves (contrib/compile-peers.py).
+VERSION_TAGS = {"v0.4": "0.4", "v0.5": "0.5"}
+
+
 @dataclass(frozen=True)
 class Candidate:
-    """One peer of the list: the URI dialled (query included) and the host:port probed."""
+    """One peer of the list: the URI dialled (query included), the host:port probed and
+    the protocol version the list tags it with ("0.4", "0.5"; None when untagged)."""
 
     uri: str
     host: str
     port: int
+    version: str | None = None
 
     @property
     def name(self) -> str:
@@ -104,7 +110,7 @@ def link_name(uri: str) -> str:
     return uri.split("?", 1)[0].rstrip("/")
 
 
-def parse_candidate(uri: str) -> Candidate | None:
+def parse_candidate(uri: str, version: str | None = None) -> Candidate | None:
     """A tcp:// or tls:// URI with a host and a port; None for anything else."""
     try:
         parts = urlsplit(uri)
@@ -113,26 +119,40 @@ def parse_candidate(uri: str) -> Candidate | None:
         return None
     if parts.scheme not in ("tcp", "tls") or not parts.hostname or port is None:
         return None
-    return Candidate(uri, parts.hostname, port)
+    return Candidate(uri, parts.hostname, port, version)
+
+
+def parse_entry(line: str) -> Candidate | None:
+    """One line of a list: a URI, optionally followed by its version tag (``v0.4`` or
+    ``v0.5``); None for anything else."""
+    match line.split():
+        case [uri]:
+            return parse_candidate(uri)
+        case [uri, tag] if tag in VERSION_TAGS:
+            return parse_candidate(uri, VERSION_TAGS[tag])
+    return None
 
 
 def parse_peer_list(lines: Iterable[str]) -> tuple[list[Candidate], list[str]]:
-    """The candidates of a list, each once, in order, and the lines that are not peers.
+    """The candidates of a list, each URI once (its first line), in order, and the lines
+    that are not peers.
 
     Blank lines and lines starting with ``#`` are skipped.
     """
     candidates: list[Candidate] = []
     rejected: list[str] = []
-    seen: set[str] = set()
+    seen_lines: set[str] = set()
+    seen_uris: set[str] = set()
     for raw in lines:
         line = raw.strip()
-        if not line or line.startswith("#") or line in seen:
+        if not line or line.startswith("#") or line in seen_lines:
             continue
-        seen.add(line)
-        candidate = parse_candidate(line)
+        seen_lines.add(line)
+        candidate = parse_entry(line)
         if candidate is None:
             rejected.append(line)
-        else:
+        elif candidate.uri not in seen_uris:
+            seen_uris.add(candidate.uri)
             candidates.append(candidate)
     return candidates, rejected
 

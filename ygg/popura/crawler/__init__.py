@@ -3,7 +3,8 @@
 
 It adds the admin methods ``getDHTCrawl`` and ``getDHTCrawlProgress`` and the command
 ``ygg crawl``.  The walk (``.service``) is imported only when the feature runs, the
-command's client (``.command``) only when the command runs.
+command's client (``.command``) only when the command runs, and its drawing (``.map``,
+the optional ``map`` extra) only when it is asked for a map.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ network."""
     commands = (
         Command(
             "crawl",
-            "crawl the whole network through a node's getDHTCrawl (DHTCrawler enabled)",
+            "crawl the whole network through a node's getDHTCrawl (DHTCrawler enabled); "
+            "--map draws it as .svg, .png or .html",
             _crawl,
         ),
     )

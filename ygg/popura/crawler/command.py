@@ -7,6 +7,13 @@ prints a line on standard error whenever the figures change (nodes found, answer
 pending).  The result is written as the node sent it, to FILE or standard output, and a
 summary line goes to standard error.
 
+``--map PICTURE`` (.svg, .png or .html) also draws the crawl (``.map``, imported only
+then; it needs the ``map`` extra, checked before crawling), marking the crawling node,
+whose key a live crawl asks the node for (getSelf).  ``--from FILE`` (repeatable: one
+crawl per network) reads saved crawls instead of asking a node, with ``--crawler KEY``
+naming the node that crawled.  With ``--map`` the JSON goes to standard output only
+when ``--json`` asks for it.
+
 The endpoint defaults as yggdrasilctl's does (``ygg.adminclient.default_endpoint``).
 
 Plain sockets (``ygg.adminclient``), no Twisted.  The crawl itself is
@@ -119,11 +126,47 @@ def crawl(
     return decode_reply(bytes(data))
 
 
+def crawler_key(endpoint: str) -> str | None:
+    """The node's own key (getSelf), to mark it on the map; None if it will not say."""
+    try:
+        me = call(endpoint, "getSelf")
+    except AdminClientError:
+        return None
+    if isinstance(me, dict) and isinstance(me.get("self"), dict):  # 0.4's {self: {addr: {…}}}
+        me = next(iter(me["self"].values()), None)
+    key = me.get("key") if isinstance(me, dict) else None
+    return key if isinstance(key, str) else None
+
+
+class SourceError(Exception):
+    """A saved crawl that cannot be read or drawn."""
+
+
+def load(sources: list[str], check: bool) -> list[Any]:
+    """Saved crawls, one per file (``check``: each must be one the map can draw)."""
+    results = []
+    for source in sources:
+        try:
+            with open(source, encoding="utf-8") as f:
+                results.append(gojson.loads(f.read()))
+        except (OSError, UnicodeDecodeError, ValueError) as e:
+            raise SourceError(f"cannot read {source}: {e}") from None
+        if check:
+            from ygg.popura.crawler import map as crawl_map
+
+            try:
+                crawl_map.check_results(results[-1])
+            except crawl_map.MapError as e:
+                raise SourceError(f"{source}: {e}") from None
+    return results
+
+
 def main(argv: list[str], out: TextIO | None = None, err: TextIO | None = None) -> int:
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
     parser = argparse.ArgumentParser(
-        prog="ygg crawl", description="Crawl the network through a node's getDHTCrawl."
+        prog="ygg crawl",
+        description="Crawl the network through a node's getDHTCrawl, or draw saved crawls.",
     )
     parser.add_argument(
         "--endpoint",
@@ -142,17 +185,60 @@ def main(argv: list[str], out: TextIO | None = None, err: TextIO | None = None) 
         metavar="S",
         help="seconds between progress reports (default 1)",
     )
+    parser.add_argument(
+        "--map",
+        metavar="PICTURE",
+        help="draw the crawled network into PICTURE: .svg, .png, or .html (pans and zooms); "
+        "needs the map extra (pip install 'ygg[map]')",
+    )
+    parser.add_argument(
+        "--from",
+        dest="sources",
+        action="append",
+        metavar="FILE",
+        help="a saved crawl (JSON) instead of asking a node; repeat it for one crawl per network",
+    )
+    parser.add_argument(
+        "--crawler",
+        metavar="KEY",
+        help="the crawling node's key, marked on the map (default: the node's own, when it crawls)",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the crawl on standard output even with --map",
+    )
     args = parser.parse_args(argv)
     if args.interval <= 0:
         parser.error("--interval must be positive")
-    endpoint = args.endpoint or default_endpoint()
-    try:
-        response = crawl(endpoint, err, interval=args.interval)
-    except AdminClientError as e:
-        print(f"ygg crawl: {e}", file=err)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+    if args.map:
+        from ygg.popura.crawler import map as crawl_map
+
+        try:
+            crawl_map.check_format(args.map)
+            crawl_map.require_libraries()
+        except crawl_map.MapError as e:
+            print(f"ygg crawl: {e}", file=err)
+            return 1
+    if args.sources:
+        try:
+            results = load(args.sources, check=bool(args.map))
+        except SourceError as e:
+            print(f"ygg crawl: {e}", file=err)
+            return 1
+        response: Any = results[0] if len(results) == 1 else results
+        crawler = args.crawler
+    else:
+        endpoint = args.endpoint or default_endpoint()
+        crawler = args.crawler or (crawler_key(endpoint) if args.map else None)
+        try:
+            response = crawl(endpoint, err, interval=args.interval)
+        except AdminClientError as e:
+            print(f"ygg crawl: {e}", file=err)
+            return 1
+        except KeyboardInterrupt:
+            return 130
+        results = [response]
     text = gojson.dumps(response, indent=2) + "\n"
     if args.out:
         try:
@@ -161,8 +247,31 @@ def main(argv: list[str], out: TextIO | None = None, err: TextIO | None = None) 
         except OSError as e:
             print(f"ygg crawl: cannot write {args.out}: {e}", file=err)
             return 1
-    else:
+    if args.json or not (args.out or args.map):
         out.write(text)
         out.flush()
-    print(summary_line(response), file=err)
+    if not args.sources:
+        print(summary_line(response), file=err)
+    if args.map:
+        return _draw(results, args.map, crawler, err)
+    return 0
+
+
+def _draw(results: list[Any], path: str, crawler: str | None, err: TextIO) -> int:
+    from ygg.popura.crawler import map as crawl_map
+
+    try:
+        drawn = crawl_map.write_map(results, path, crawler=crawler)
+    except crawl_map.MapError as e:
+        print(f"ygg crawl: {e}", file=err)
+        return 1
+    except OSError as e:
+        print(f"ygg crawl: cannot write {path}: {e}", file=err)
+        return 1
+    if crawler and drawn.crawler is None:
+        print(f"ygg crawl: the crawling node {crawler} is not in the crawl", file=err)
+    print(
+        f"crawl: map of {len(drawn.nodes)} nodes and {len(drawn.edges)} peerings in {path}",
+        file=err,
+    )
     return 0

@@ -216,9 +216,51 @@ class ClientDispatchTests(SynchronousTestCase):
             "dial tcp 127.0.0.1:1080: connect: connection refused",
         )
 
+    def test_ws_and_wss_dial_tcp_then_upgrade(self) -> None:
+        connects = Connects(self)
+        for text in ("ws://192.0.2.1:80/p", "wss://name.example:443/p?sni=other"):
+            with self.subTest(uri=text):
+                fake = memory_reactor()
+                uri = parse_peer_uri(text)
+                resolved = ResolvedAddress("192.0.2.9", uri.port)
+                endpoint = client_endpoint(fake, uri, KEY, resolved=resolved)
+                verifyObject(IStreamClientEndpoint, endpoint)
+                d = endpoint.connect(Collecting())
+                call = connects.calls[-1]
+                self.assertEqual(
+                    (call["ip"], call["port"], call["timeout"]), ("192.0.2.9", uri.port, 5.0)
+                )
+                factory = call["factory"]
+                if uri.scheme == "wss":
+                    self.assertIsInstance(factory, TLSMemoryBIOFactory)
+                    # Go's wss dialer names the URI's host and ignores ?sni=.
+                    connection = factory._creatorCallable(None)
+                    self.assertEqual(connection.get_servername(), b"name.example")
+                call["d"].errback(SocketCallError("connect", errno.ECONNREFUSED))
+                scheme = "https" if uri.scheme == "wss" else "http"
+                self.assertEqual(
+                    str(self.failureResultOf(d, DialError).value),
+                    "failed to WebSocket dial: failed to send handshake request: "
+                    f'Get "{scheme}://192.0.2.9:{uri.port}{uri.resource}": '
+                    f"dial tcp 192.0.2.9:{uri.port}: connect: connection refused",
+                )
+
+    def test_sockstls_dials_the_proxy(self) -> None:
+        connects = Connects(self)
+        uri = parse_peer_uri("sockstls://127.0.0.1:1080/peer.example:9001")
+        d = client_endpoint(memory_reactor(), uri, KEY).connect(Collecting())
+        (call,) = connects.calls
+        self.assertEqual((call["ip"], call["port"]), ("127.0.0.1", 1080))
+        call["d"].errback(SocketCallError("connect", errno.ECONNREFUSED))
+        self.assertEqual(
+            str(self.failureResultOf(d, DialError).value),
+            "socks connect tcp 127.0.0.1:1080->peer.example:9001: "
+            "dial tcp 127.0.0.1:1080: connect: connection refused",
+        )
+
     def test_unknown_scheme(self) -> None:
         uri = parse_listen_uri("tcp://h:1")
-        bogus = type(uri)(**{**uri.__dict__, "scheme": "quic"})
+        bogus = type(uri)(**{**uri.__dict__, "scheme": "sctp"})
         self.assertRaises(LinkURIError, client_endpoint, memory_reactor(), bogus, KEY)
 
 

@@ -21,9 +21,9 @@ from zope.interface.verify import verifyObject
 from tests.helpers import require_tool
 from tests.test_links_support import Collecting, Echo, RealReactorTestCase, Recorder, close_all
 from ygg.keys import NodeKey
-from ygg.links.endpoints import DialError, client_endpoint
+from ygg.links.endpoints import DialError, client_endpoint, server_endpoint
 from ygg.links.socks import SOCKS5ClientEndpoint, SOCKSError
-from ygg.links.uri import parse_peer_uri
+from ygg.links.uri import parse_listen_uri, parse_peer_uri
 
 GREETING = bytes.fromhex("05020002")
 OK_REPLY_V4 = bytes.fromhex("05000001") + bytes(4) + b"\x00\x00"
@@ -309,6 +309,14 @@ class MicrosocksTests(RealReactorTestCase):
         )
         text = await self.dial_error(f"socks://127.0.0.1:{proxy}/127.0.0.1:{echo}")
         self.assertTrue(text.endswith(": invalid username/password"), text)
+
+    async def test_sockstls_runs_tls_through_the_tunnel(self) -> None:
+        """0.5.12's sockstls: the SOCKS tunnel, then TLS with the peer inside it."""
+        proxy = await self.start_proxy()
+        listen = parse_listen_uri("tls://127.0.0.1:0")
+        port = await server_endpoint(reactor, listen, NodeKey.generate()).listen(Collecting(Echo))
+        self.addCleanup(port.stopListening)
+        await self.round_trip(f"sockstls://127.0.0.1:{proxy}/127.0.0.1:{port.getHost().port}")
 
     async def test_refused_target(self) -> None:
         proxy, closed = await self.start_proxy(), free_port()

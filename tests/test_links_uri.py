@@ -6,7 +6,13 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from ygg.errors import YggError
 from ygg.links import netutil
-from ygg.links.uri import LinkURIError, URLParseError, parse_listen_uri, parse_peer_uri
+from ygg.links.uri import (
+    LinkURIError,
+    URLParseError,
+    parse_go_duration,
+    parse_listen_uri,
+    parse_peer_uri,
+)
 
 # (obs) What the Debian yggdrasil 0.4.7-1+b5 binary's admin ``addPeer`` answered for each
 # URI (None = success).  Collected 2026-11-22 over its JSON admin socket.
@@ -28,7 +34,8 @@ ADD_PEER_OBSERVED = [
     ),
     ("tcp://h:1?key=zz", "pinned key contains invalid hex characters"),
     ("tcp://h:1?key=abc", "pinned key contains invalid hex characters"),
-    ("quic://h:1", "unknown call scheme: quic"),
+    # ("quic://h:1", "unknown call scheme: quic"): the link layer's answer on a node
+    # without v0.5 (test_links_manager); the URI itself is 0.5.12's.
     ("1.2.3.4:5", 'parse "1.2.3.4:5": first path segment in URL cannot contain colon'),
     ("host:1234", "unknown call scheme: host"),
     ("tcp://h:abc", 'parse "tcp://h:abc": invalid port ":abc" after host'),
@@ -285,7 +292,9 @@ class ListenURITests(SynchronousTestCase):
         self.assertEqual(parse_listen_uri("tcp://0.0.0.0:0").scheme, "tcp")
         self.assertEqual(parse_listen_uri("tls://[::]:443").host, "::")
         self.assertEqual(parse_listen_uri("unix:///run/y.sock").path, "/run/y.sock")
-        for text, scheme in (("socks://a:1/b:2", "socks"), ("quic://x:1", "quic"), ("x", "")):
+        # quic is 0.5.12's: refused by the link layer of a node without v0.5 (as 0.4.7 does).
+        self.assertEqual(parse_listen_uri("quic://x:1").scheme, "quic")
+        for text, scheme in (("socks://a:1/b:2", "socks"), ("x", "")):
             with self.subTest(text=text):
                 with self.assertRaises(LinkURIError) as caught:
                     parse_listen_uri(text)
@@ -367,3 +376,94 @@ class NetUtilTests(SynchronousTestCase):
         self.assertEqual(netutil.go_quote('a"b\\c'), '"a\\"b\\\\c"')
         self.assertEqual(netutil.go_quote("\x00\n\x7f"), '"\\x00\\n\\x7f"')
         self.assertEqual(netutil.go_quote("é"), '"é"')
+
+
+# (obs) What yggdrasil 0.5.12's admin ``addPeer`` answered (None = accepted), collected
+# 2026-12-05 over its admin socket; each URI was tried on a fresh host so none collided.
+ADD_PEER_V05_OBSERVED = [
+    ("tcp://1.2.3.4:5?maxbackoff=10s", "max backoff duration invalid"),
+    ("tcp://1.2.3.4:5?maxbackoff=xyz", "max backoff duration invalid"),
+    ("tcp://1.2.3.4:5?maxbackoff=-1m", "max backoff duration invalid"),
+    ("tcp://1.2.3.4:5?maxbackoff=30", "max backoff duration invalid"),
+    ("tcp://1.2.3.4:5?maxbackoff=1e3s", "max backoff duration invalid"),
+    ("tcp://1.2.3.4:5?maxbackoff=9999999999h", "max backoff duration invalid"),
+    ("tcp://1.2.3.4:5?maxbackoff=30s", None),
+    ("tcp://1.2.3.4:5?maxbackoff=.5m", None),
+    ("tcp://1.2.3.4:5?maxbackoff=", None),
+    ("ws://1.2.3.4:5/path?maxbackoff=1h", None),
+    ("ws://1.2.3.4:5?sni=foo", None),
+    ("sockstls://1.2.3.4:5/a:1", None),
+    ("quic://1.2.3.4:5", None),
+]
+
+
+class V05OptionTests(SynchronousTestCase):
+    """What 0.5.12 added: ``?maxbackoff=``, the ws, wss and sockstls schemes, and a
+    WebSocket listener's ``?origin=`` (0.5.14)."""
+
+    def test_add_peer_answers_match_go_05(self) -> None:
+        for text, expected in ADD_PEER_V05_OBSERVED:
+            with self.subTest(uri=text):
+                if expected is None:
+                    parse_peer_uri(text)
+                    continue
+                with self.assertRaises(LinkURIError) as caught:
+                    parse_peer_uri(text)
+                self.assertEqual(str(caught.exception), expected)
+
+    def test_max_backoff_in_seconds(self) -> None:
+        self.assertIsNone(parse_peer_uri("tcp://h:1").max_backoff)
+        self.assertEqual(parse_peer_uri("tcp://h:1?maxbackoff=30s").max_backoff, 30.0)
+        self.assertEqual(parse_peer_uri("tcp://h:1?maxbackoff=1h30m").max_backoff, 5400.0)
+        self.assertEqual(parse_peer_uri("tcp://h:1?maxbackoff=.5m").max_backoff, 30.0)
+        # "+" in a query is a space, which Go's duration parser refuses.
+        with self.assertRaises(LinkURIError):
+            parse_peer_uri("tcp://h:1?maxbackoff=+30s")
+        self.assertEqual(parse_peer_uri("tcp://h:1?maxbackoff=%2B30s").max_backoff, 30.0)
+
+    def test_go_durations(self) -> None:
+        good = {
+            "0": 0,
+            "1ns": 1,
+            "1.5h": 5_400_000_000_000,
+            "-1m": -60_000_000_000,
+            "5.s": 5_000_000_000,
+            "1\u00b5s": 1_000,
+            "1\u03bcs": 1_000,
+            "300ms": 300_000_000,
+            "2562047h47m16.854775807s": (1 << 63) - 1,
+            "0.000000000000000000000001s": 0,
+        }
+        for text, value in good.items():
+            with self.subTest(text=text):
+                self.assertEqual(parse_go_duration(text), value)
+        for text in ("", "30", ".s", "1e3s", "1x", "1.5.5s", "2562047h47m16.854775808s", "-"):
+            with self.subTest(text=text):
+                with self.assertRaises(ValueError):
+                    parse_go_duration(text)
+
+    def test_websocket_uris(self) -> None:
+        peer = parse_peer_uri("ws://[::1]:80/a%20b/c?password=x&key=00&maxbackoff=1h")
+        self.assertEqual((peer.scheme, peer.host, peer.port), ("ws", "::1", 80))
+        # Go's RequestURI, less the password it would send in clear.
+        self.assertEqual(peer.resource, "/a%20b/c?key=00&maxbackoff=1h")
+        self.assertEqual(peer.link_password, "x")
+        self.assertEqual(peer.link_name(), "ws://[::1]:80/a%20b/c")
+        self.assertEqual(parse_peer_uri("wss://example.com:443").resource, "/")
+        self.assertEqual(parse_peer_uri("wss://example.com:443").host_name(), "example.com")
+        self.assertIsNone(parse_peer_uri("wss://127.0.0.1:443?sni=x.example").host_name())
+        self.assertEqual(parse_peer_uri("ws://h:1?password=x").resource, "/")
+
+    def test_sockstls(self) -> None:
+        peer = parse_peer_uri("sockstls://proxy.example:1080/target.example:9001?sni=name")
+        self.assertEqual(peer.path, "target.example:9001")
+        self.assertEqual(peer.server_name(), "name")
+        self.assertEqual(parse_peer_uri("sockstls://proxy:1/t:2").server_name(), "proxy")
+
+    def test_websocket_listeners_and_origins(self) -> None:
+        listener = parse_listen_uri("ws://127.0.0.1:0?origin=*.example&origin=&origin=a:1")
+        self.assertEqual(listener.origins, ("*.example", "a:1"))
+        self.assertEqual(parse_listen_uri("wss://[::]:0").scheme, "wss")
+        with self.assertRaises(LinkURIError) as caught:
+            parse_listen_uri("sockstls://h:1/t:2")
+        self.assertEqual(str(caught.exception), 'unrecognised scheme "sockstls"')

@@ -11,6 +11,11 @@ failure arrives as a :class:`DialError` whose text reads like the Go node's
 
 ``server_endpoint`` does the same for ``Listen`` URIs.  As in Go, a wildcard host
 (empty, ``0.0.0.0`` or ``::``) listens on one dual-stack IPv6 socket when the system can.
+
+``ws``/``wss`` dial and listen like ``tcp``/``tls`` with a WebSocket upgrade on top
+(:mod:`ygg.links.websocket`, imported only then: autobahn is not small); ``sockstls`` is
+``socks`` with TLS through the tunnel; ``quic`` resolves like ``tcp`` and then runs over
+UDP (:mod:`ygg.links.quic`, aioquic, likewise imported only then).
 """
 
 from __future__ import annotations
@@ -54,7 +59,12 @@ from ygg.links.netutil import (
     tcp_addr_string,
 )
 from ygg.links.socks import SOCKS5ClientEndpoint, SOCKSError
-from ygg.links.tls import Certificate, client_connection_creator, server_context_factory
+from ygg.links.tls import (
+    Certificate,
+    client_connection_creator,
+    make_certificate,
+    server_context_factory,
+)
 from ygg.links.uri import LinkURIError, PeerURI
 
 log = Logger(namespace="ygg.links")
@@ -148,7 +158,7 @@ def client_endpoint(
     resolved: ResolvedAddress | None = None,
     tls_certificate: Certificate | None = None,
 ) -> IStreamClientEndpoint:
-    """An endpoint dialing ``uri`` (tcp, tls, unix or socks).
+    """An endpoint dialing ``uri`` (tcp, tls, unix, socks, sockstls, ws or wss).
 
     ``bind_interface`` (InterfacePeers, multicast): ``SO_BINDTODEVICE`` on the socket
     (best effort) and the zone of a link-local destination.  ``source_address``: the local
@@ -172,6 +182,22 @@ def client_endpoint(
             tls_creator=creator,
             timeout=CONNECT_TIMEOUT,
         )
+    if uri.scheme in ("ws", "wss"):
+        return _WebSocketDialEndpoint(
+            reactor,
+            uri,
+            sockets.SocketOptions(interface=bind_interface),
+            source_address,
+            resolved,
+            creator=(
+                client_connection_creator(node_key, uri.host_name(), certificate=tls_certificate)
+                if uri.scheme == "wss"
+                else None
+            ),
+        )
+    if uri.scheme == "quic":
+        # Go's quic dial takes no source interface or address.
+        return _QuicDialEndpoint(reactor, uri, resolved)
     if uri.scheme == "unix":
         return _Translating(
             UNIXClientEndpoint(reactor, uri.path, timeout=CONNECT_TIMEOUT),
@@ -179,7 +205,114 @@ def client_endpoint(
         )
     if uri.scheme == "socks":
         return _socks_endpoint(reactor, uri)
+    if uri.scheme == "sockstls":
+        creator = client_connection_creator(
+            node_key, uri.server_name(), certificate=tls_certificate
+        )
+        return _SOCKSTLSEndpoint(reactor, _socks_endpoint(reactor, uri), creator, uri)
     raise LinkURIError("unknown call scheme: " + uri.scheme)
+
+
+@implementer(IStreamClientEndpoint)
+class _SOCKSTLSEndpoint:
+    """``sockstls``: the SOCKS tunnel, then a TLS handshake through it (as tls://)."""
+
+    def __init__(self, reactor: Any, socks: IStreamClientEndpoint, creator: Any, uri: PeerURI):
+        self._reactor = reactor
+        self._socks = socks
+        self._creator = creator
+        self._uri = uri
+
+    def connect(self, protocolFactory: IProtocolFactory) -> Deferred[IProtocol]:
+        dial = _TLSDial(
+            self._reactor,
+            self._socks,
+            self._creator,
+            protocolFactory,
+            CONNECT_TIMEOUT,
+            self._uri.path,  # the tunnel's target, for the timeout's text
+        )
+        return dial.result
+
+
+@implementer(IStreamClientEndpoint)
+class _WebSocketDialEndpoint:
+    """ws/wss: resolve like tcp, connect (and TLS for wss), then the WebSocket upgrade."""
+
+    def __init__(
+        self,
+        reactor: Any,
+        uri: PeerURI,
+        options: sockets.SocketOptions,
+        source: str | None,
+        resolved: ResolvedAddress | None,
+        creator: Any,
+    ) -> None:
+        self._reactor = reactor
+        self._uri = uri
+        self._options = options
+        self._source = source
+        self._resolved = resolved
+        self._creator = creator
+
+    def connect(self, protocolFactory: IProtocolFactory) -> Deferred[IProtocol]:
+        if self._resolved is not None:
+            resolving: Deferred[ResolvedAddress] = succeed(self._resolved)
+        else:
+            resolving = resolve_address(
+                self._reactor, self._uri, bind_interface=self._options.interface
+            )
+        return resolving.addCallback(self._connect, protocolFactory)
+
+    def _connect(self, address: ResolvedAddress, factory: IProtocolFactory) -> Deferred[Any]:
+        from ygg.links import websocket  # autobahn: only when a ws/wss link exists
+
+        stream = _TCPDialEndpoint(
+            self._reactor,
+            self._uri,
+            options=self._options,
+            source_address=self._source,
+            resolved=address,
+            tls_creator=self._creator,
+            timeout=CONNECT_TIMEOUT,
+        )
+        endpoint = websocket.WebSocketClientEndpoint(self._reactor, stream, self._uri, str(address))
+        return endpoint.connect(factory).addErrback(_plain_dial_error)
+
+
+@implementer(IStreamClientEndpoint)
+class _QuicDialEndpoint:
+    """quic: resolve like tcp, then a QUIC connection from a UDP port of its own."""
+
+    def __init__(self, reactor: Any, uri: PeerURI, resolved: ResolvedAddress | None) -> None:
+        self._reactor = reactor
+        self._uri = uri
+        self._resolved = resolved
+
+    def connect(self, protocolFactory: IProtocolFactory) -> Deferred[IProtocol]:
+        if self._resolved is not None:
+            resolving: Deferred[ResolvedAddress] = succeed(self._resolved)
+        else:
+            resolving = resolve_address(self._reactor, self._uri)
+        return resolving.addCallback(self._connect, protocolFactory)
+
+    def _connect(self, address: ResolvedAddress, factory: IProtocolFactory) -> Deferred[Any]:
+        from ygg.links import quic  # aioquic: only when a quic link exists
+
+        endpoint = quic.QuicClientEndpoint(self._reactor, address.ip, address.port, address.zone)
+        try:
+            connecting = endpoint.connect(factory)
+        except SocketCallError as e:
+            return fail(DialError(f"listen udp: {e}"))
+        return connecting.addErrback(_plain_dial_error)
+
+
+def _plain_dial_error(failure: Failure) -> Failure:
+    if failure.check(CancelledError, DialError):
+        return failure
+    error = DialError(failure.getErrorMessage())
+    error.__cause__ = failure.value
+    return Failure(error)
 
 
 def _socks_endpoint(reactor: Any, uri: PeerURI) -> IStreamClientEndpoint:
@@ -320,7 +453,7 @@ class _TLSDial:
         creator: Any,
         factory: IProtocolFactory,
         timeout: float,
-        address: ResolvedAddress,
+        address: ResolvedAddress | str,
     ) -> None:
         self.result: Deferred[IProtocol] = Deferred(self._cancel)
         self._factory = factory
@@ -404,23 +537,64 @@ def server_endpoint(
     bind_interface: str | None = None,
     tls_certificate: Certificate | None = None,
 ) -> IStreamServerEndpoint:
-    """An endpoint listening on a ``Listen`` URI (tcp, tls or unix).
+    """An endpoint listening on a ``Listen`` URI (tcp, tls, unix, ws or wss).
 
     tcp/tls bind the URL host (a name resolves like a dial); ``bind_interface``
     (multicast) makes the address ``[host%iface]:port`` as Go does.  A tls listener wraps
     the caller's factory in TLS (:func:`ygg.links.tls.server_context_factory`), whose
     handshake then runs lazily under the caller's first read.  A unix listener binds the
     URL path (refusing an existing file, as Go does) and removes it when stopped.
-    Failures arrive as :class:`ListenError`.
+    Failures arrive as :class:`ListenError`.  A ws/wss listener is a tcp/tls one whose
+    connections upgrade to WebSockets first (yggdrasil 0.5.12 itself refuses to listen on
+    wss, pointing to a reverse proxy; ygg listens).
     """
-    if uri.scheme in ("tcp", "tls"):
+    if uri.scheme in ("tcp", "tls", "ws", "wss"):
         tls = None
-        if uri.scheme == "tls":
+        if uri.scheme in ("tls", "wss"):
             tls = server_context_factory(node_key, certificate=tls_certificate)
         return _TCPListenEndpoint(reactor, uri, tls, bind_interface)
+    if uri.scheme == "quic":
+        return _QuicListenEndpoint(reactor, uri, tls_certificate or make_certificate(node_key))
     if uri.scheme == "unix":
         return _UNIXListenEndpoint(reactor, uri.path)
     raise LinkURIError(f'unrecognised scheme "{uri.scheme}"')
+
+
+@implementer(IStreamServerEndpoint)
+class _QuicListenEndpoint:
+    """quic: one UDP port at the URL's host and port (a name resolves like a dial)."""
+
+    def __init__(self, reactor: Any, uri: PeerURI, certificate: Certificate) -> None:
+        self._reactor = reactor
+        self._uri = uri
+        self._certificate = certificate
+
+    def listen(self, protocolFactory: IProtocolFactory) -> Deferred[IListeningPort]:
+        hostport = self._uri.host_port
+        try:
+            host, port_text = split_host_port(hostport)
+            port = parse_port(port_text)
+        except AddressError as e:
+            return fail(ListenError(f"listen udp {hostport}: {e}"))
+        host, zone = split_zone(host)
+        if host == "" or parse_ip(host) is not None:
+            resolving: Deferred[str] = succeed(host)
+        else:
+            resolving = resolve_dial_address(self._reactor, host, DialError)
+        return resolving.addCallback(self._listen, zone, port, protocolFactory)
+
+    def _listen(self, ip: str, zone: str, port: int, factory: IProtocolFactory) -> Any:
+        from ygg.links import quic  # aioquic: only when a quic listener exists
+
+        ip, resolved_zone = split_zone(ip)
+        zone = zone or resolved_zone
+        parsed = parse_ip(ip)
+        if not ip or (parsed is not None and parsed.is_unspecified):
+            ip, zone = "::", ""  # one dual-stack socket, as for tcp
+        try:
+            return quic.listen(self._reactor, ip, port, zone, factory, self._certificate)
+        except SocketCallError as e:
+            raise ListenError(f"listen udp {tcp_addr_string(ip, port, zone)}: {e}") from e
 
 
 @implementer(IStreamServerEndpoint)
@@ -449,6 +623,12 @@ class _TCPListenEndpoint:
             resolving: Deferred[str] = succeed(host)
         else:
             resolving = resolve_dial_address(self._reactor, host, DialError)
+        if self._uri.scheme in ("ws", "wss"):
+            from ygg.links import websocket  # autobahn: only when a ws/wss listener exists
+
+            protocolFactory = websocket.server_factory(
+                self._reactor, protocolFactory, self._uri.origins
+            )
         if self._tls is not None:
             protocolFactory = TLSMemoryBIOFactory(self._tls, False, protocolFactory)
         return resolving.addCallback(self._listen, zone, port, protocolFactory)

@@ -3,7 +3,10 @@
 The Go node parses with ``net/url`` and then picks the pieces it needs, so this module
 carries a faithful reading of Go's URL grammar (zones written ``%25``, opaque forms,
 lenient query parsing, the ``parse "…": …`` error text) and then the link-layer rules:
-``?key=`` pins, ``?priority=``, ``?sni=``, the SOCKS target in the path.
+``?key=`` pins, ``?priority=``, ``?sni=``, the SOCKS target in the path, and what v0.5
+added (spec-v05 §2.5): ``?password=``, ``?maxbackoff=`` (a Go duration), the ``ws``,
+``wss``, ``sockstls`` and ``quic`` schemes, and a WebSocket listener's ``?origin=``
+(0.5.14).  The link layer refuses ``quic`` on a node without v0.5, as 0.4.7 does.
 
 Only what Go checks *before* dialing raises here (what ``addPeer`` returns).  Problems
 Go meets only while dialing — a missing port, a bad port number — are left for
@@ -25,8 +28,13 @@ from ygg.errors import YggError
 from ygg.keys import PUBLIC_KEY_SIZE
 from ygg.links.netutil import go_quote, parse_ip, parse_uint8, split_host_port, split_zone
 
-DIAL_SCHEMES = ("tcp", "tls", "unix", "socks")
-LISTEN_SCHEMES = ("tcp", "tls", "unix")
+DIAL_SCHEMES = ("tcp", "tls", "unix", "socks", "sockstls", "ws", "wss", "quic")
+LISTEN_SCHEMES = ("tcp", "tls", "unix", "ws", "wss", "quic")
+WEBSOCKET_SCHEMES = ("ws", "wss")
+V05_SCHEMES = ("ws", "wss", "quic", "sockstls")
+"""The schemes 0.5 brought: their links are named as 0.5 names them."""
+MIN_MAX_BACKOFF = 30.0
+"""The smallest ``?maxbackoff=`` yggdrasil 0.5.12 accepts, in seconds."""
 UNIX_PATH_MAX = 107
 """The longest unix socket path in bytes: ``sun_path`` holds 108 with the closing NUL."""
 
@@ -72,6 +80,12 @@ class PeerURI:
     #: v0.5's link password (``?password=``), as written; checked by the link layer,
     #: since a v0.4-only node ignores it as 0.4.7 does.
     link_password: str = ""
+    #: ``?maxbackoff=`` in seconds: the longest wait between a configured peer's dials.
+    max_backoff: float | None = None
+    #: ws/wss: the HTTP request target (Go's ``RequestURI``: path and query).
+    resource: str = "/"
+    #: A ws/wss listener's ``?origin=`` host patterns for browsers' Origin (0.5.14).
+    origins: tuple[str, ...] = ()
 
     def server_name(self) -> str | None:
         """The TLS SNI the Go node sends: ``?sni=`` unless an IP literal, else the URL
@@ -88,10 +102,17 @@ class PeerURI:
                 name = host
         return _hostname_in_sni(name) or None
 
+    def host_name(self) -> str | None:
+        """The TLS server name of a ``wss://`` dial: the URL host unless an IP literal
+        (Go's wss dialer ignores ``?sni=``)."""
+        return _hostname_in_sni(self.host) or None
+
     def link_name(self) -> str:
         """The getPeers ``remote`` of an outbound link (§2.7)."""
         if self.scheme in ("tcp", "tls"):
             return self.url.split("?", 1)[0].rstrip("/")
+        if self.scheme in V05_SCHEMES:
+            return self.url.split("?", 1)[0]  # v0.5 names links by the URI less its query
         return self.url
 
 
@@ -113,10 +134,20 @@ def parse_peer_uri(text: str) -> PeerURI:
             priority = parse_uint8(text_priority)
         except YggError as e:
             raise LinkURIError(f"priority invalid: {e}") from None
+    max_backoff = None
+    if text_backoff := _first(query, "maxbackoff"):
+        try:
+            max_backoff = parse_go_duration(text_backoff) / 1e9
+        except ValueError:
+            max_backoff = -1.0
+        if max_backoff < MIN_MAX_BACKOFF:
+            raise LinkURIError("max backoff duration invalid")
     if url.scheme not in DIAL_SCHEMES:
         raise LinkURIError("unknown call scheme: " + url.scheme)
     uri = _build(text, url, frozenset(pinned), priority, _first(query, "sni"))
-    return dataclasses.replace(uri, link_password=_first(query, "password"))
+    return dataclasses.replace(
+        uri, link_password=_first(query, "password"), max_backoff=max_backoff
+    )
 
 
 def parse_listen_uri(text: str) -> PeerURI:
@@ -132,7 +163,76 @@ def parse_listen_uri(text: str) -> PeerURI:
         except YggError:
             priority = 0
     uri = _build(text, url, frozenset(), priority, "")
-    return dataclasses.replace(uri, link_password=_first(url.query(), "password"))
+    origins = tuple(o for o in url.query().get("origin", []) if o)
+    return dataclasses.replace(uri, link_password=_first(url.query(), "password"), origins=origins)
+
+
+_DURATION_UNITS = {
+    "ns": 1,
+    "us": 1_000,
+    "\u00b5s": 1_000,
+    "\u03bcs": 1_000,
+    "ms": 1_000_000,
+    "s": 1_000_000_000,
+    "m": 60_000_000_000,
+    "h": 3_600_000_000_000,
+}
+_INT64_LIMIT = 1 << 63
+
+
+def parse_go_duration(text: str) -> int:
+    """Go's ``time.ParseDuration``, in nanoseconds (``"1h30m"``, ``".5m"``, ``"-2s"``);
+    ValueError for what Go refuses (no unit, an unknown unit, overflow)."""
+    rest = text
+    negative = False
+    if rest[:1] in ("-", "+"):
+        negative, rest = rest[0] == "-", rest[1:]
+    if rest == "0":
+        return 0
+    if not rest:
+        raise ValueError(f"invalid duration {text!r}")
+    total = 0
+    while rest:
+        if not (rest[0] == "." or "0" <= rest[0] <= "9"):
+            raise ValueError(f"invalid duration {text!r}")
+        digits = len(rest) - len(rest.lstrip("0123456789"))
+        whole = int(rest[:digits]) if digits else 0
+        if whole > _INT64_LIMIT:
+            raise ValueError(f"invalid duration {text!r}")
+        rest = rest[digits:]
+        fraction, scale, post = 0, 1.0, False
+        if rest[:1] == ".":
+            rest = rest[1:]
+            count = len(rest) - len(rest.lstrip("0123456789"))
+            post = count > 0
+            overflow = False
+            for ch in rest[:count]:
+                # As Go: digits past int64's precision are dropped, not an error.
+                if overflow or fraction > (_INT64_LIMIT - 1) // 10:
+                    overflow = True
+                    continue
+                fraction, scale = fraction * 10 + int(ch), scale * 10
+            rest = rest[count:]
+        if not digits and not post:
+            raise ValueError(f"invalid duration {text!r}")
+        end = 0
+        while end < len(rest) and not (rest[end] == "." or "0" <= rest[end] <= "9"):
+            end += 1
+        unit = _DURATION_UNITS.get(rest[:end]) if end else None
+        if unit is None:
+            raise ValueError(f"invalid duration {text!r}")
+        rest = rest[end:]
+        if whole > _INT64_LIMIT // unit:
+            raise ValueError(f"invalid duration {text!r}")
+        value = whole * unit
+        if fraction:
+            value += int(float(fraction) * (float(unit) / scale))
+        total += value
+        if value > _INT64_LIMIT or total > _INT64_LIMIT:
+            raise ValueError(f"invalid duration {text!r}")
+    if not negative and total > _INT64_LIMIT - 1:
+        raise ValueError(f"invalid duration {text!r}")
+    return -total if negative else total
 
 
 def _go_string(text: str) -> str:
@@ -155,11 +255,14 @@ def _build(text: str, url: _URL, pinned: frozenset[bytes], priority: int, sni: s
         host, zone = split_zone(host)
         if port_text and int(port_text) <= 0xFFFF:
             port = int(port_text)
-        if url.scheme == "socks":
+        if url.scheme in ("socks", "sockstls"):
             path = url.path.strip("/").split("/")[0]
     username = password = None
     if url.user is not None:
         username, password = url.user
+    resource = "/"
+    if url.scheme in WEBSOCKET_SCHEMES:
+        resource = _request_uri(url)
     return PeerURI(
         text=text,
         scheme=url.scheme,
@@ -174,7 +277,28 @@ def _build(text: str, url: _URL, pinned: frozenset[bytes], priority: int, sni: s
         sni=sni,
         host_port=url.host,
         url=url.string(),
+        resource=resource,
     )
+
+
+def _request_uri(url: _URL) -> str:
+    """Go's ``URL.RequestURI`` (the target of the HTTP upgrade a ws dial sends), less any
+    ``password`` parameter: Go sends that too, in clear over ws://, for anyone on the path
+    to replay; the server does not read the query."""
+    target = url.opaque or url.escaped_path() or "/"
+    if url.opaque.startswith("//"):
+        target = f"{url.scheme}:{url.opaque}"
+    parts = [p for p in url.raw_query.split("&") if not _is_password_param(p)]
+    if url.force_query or any(parts):
+        target += "?" + "&".join(parts)
+    return target
+
+
+def _is_password_param(part: str) -> bool:
+    try:
+        return _unescape(part.partition("=")[0], _QUERY_COMPONENT) == "password"
+    except YggError:
+        return False
 
 
 def _check_unix_path(path: str) -> None:

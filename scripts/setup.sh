@@ -65,6 +65,9 @@ if [ ! -f "$stamp" ] || [ -n "$(find setup.cfg pyproject.toml ygg twisted -newer
         -not -name '*.pyc' -not -name dropin.cache -print -quit)" ]; then
     log "installing ygg and its Python packages into .venv"
     .venv/bin/python -m pip install -q --disable-pip-version-check -U pip setuptools wheel >&2
+    # pip builds in the source tree: a build/ left by an older version would bring its
+    # removed modules back into the install.
+    rm -rf build ./*.egg-info
     .venv/bin/python -m pip install -q --disable-pip-version-check --force-reinstall --no-deps . >&2
     .venv/bin/python -m pip install -q --disable-pip-version-check '.[test]' >&2
     touch "$stamp"

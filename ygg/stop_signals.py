@@ -4,9 +4,10 @@ The reactor's own handlers fall short twice: it leaves SIGINT alone when the pro
 started with SIGINT ignored (``node &`` in a script: a non-interactive shell starts its
 background jobs so), and twistd kills itself with the signal that stopped the reactor, so
 ``twistd ygg`` would end with status 143 or 130.  So the process that runs a node (``ygg
-run``, or twistd through ``ygg.tap``) takes both signals itself: at once, for a signal that
-comes while the node starts, and again once the reactor runs, since the reactor puts its
-own SIGTERM handler over any other as it starts.
+run``, or twistd through ``ygg.tap``) takes both signals itself: at once, and again once the
+reactor has started, since the reactor puts its own handlers over any other as it starts;
+in between, the two signals are blocked, so none reaches the reactor's handlers (one that
+comes meanwhile is delivered to ours then).
 """
 
 from __future__ import annotations
@@ -41,5 +42,13 @@ def stop_on_signals(reactor: Any) -> None:
         for number in STOP_SIGNALS:
             signal.signal(number, handle)
 
+    def reinstall() -> None:
+        install()
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
     install()
-    reactor.callWhenRunning(install)
+    # The reactor puts its own handlers in while it starts ("during startup"), before this
+    # trigger runs; the signals are held back until ours are back, so none can reach the
+    # reactor's in between (a signal that came meanwhile is delivered to ours then).
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    reactor.addSystemEventTrigger("during", "startup", reinstall)

@@ -27,7 +27,9 @@ from typing import Any
 from tests.helpers import YGG, YGGDRASIL, YGGDRASIL05, YGGDRASILCTL, YGGDRASILCTL05
 from tests.processes import Process
 
-LISTENER = re.compile(r"(TCP|TLS|UNIX) listener started on (\S+)")
+#: What a node runs without a ProtocolVersions key.
+BOTH_VERSIONS = ("0.4", "0.5")
+LISTENER = re.compile(r"(TCP|TLS|UNIX|WSS|WS|QUIC) listener started on (\S+)")
 
 
 def short_tempdir(prefix: str) -> str:
@@ -281,9 +283,9 @@ class GoNode05(Node):
 class YggNode(Node):
     """Ours, as a user runs it: ``ygg run --config FILE``.
 
-    ``versions`` is its ProtocolVersions.  The v0.4 suites run it as a v0.4 node (what they
-    test is 0.4.7's behaviour; two ygg nodes running both versions link over v0.5, which
-    carries no sessions yet); the v0.5 suites pass ``("0.4", "0.5")`` or ``("0.5",)``.
+    ``versions`` is its ProtocolVersions: both by default, as a real node's config (which
+    then has no ProtocolVersions key); a v0.4 peer still gets a v0.4 link, and two ygg
+    nodes link over v0.5.  ``("0.4",)`` or ``("0.5",)`` make it that version's node.
     """
 
     def __init__(
@@ -291,12 +293,13 @@ class YggNode(Node):
         directory: str,
         *,
         loglevel: str = "info",
-        versions: Sequence[str] = ("0.4",),
+        versions: Sequence[str] = BOTH_VERSIONS,
         **kwargs: Any,
     ) -> None:
         super().__init__(directory, **kwargs)
         self.loglevel = loglevel
-        self.config.setdefault("ProtocolVersions", list(versions))
+        if tuple(versions) != BOTH_VERSIONS:
+            self.config.setdefault("ProtocolVersions", list(versions))
         if "PrivateKey" not in self.config:
             from ygg.keys import NodeKey
 
@@ -313,82 +316,49 @@ class YggNode(Node):
         return found[-1] if found else None
 
 
-class NetnsPair:
-    """Two network namespaces joined by a veth pair (``ygg0`` in each), IPv6 ULAs."""
+class Netns:
+    """Network namespaces made for a test (loopback up, IPv6 on), joined by veth pairs
+    with IPv6 ULAs; ``down`` kills what runs in them and removes them."""
 
-    IP_A = "fd59:6767::1"
-    IP_B = "fd59:6767::2"
-    IFACE = "veth0"
-
-    def __init__(self, prefix: str = "yggt") -> None:
+    def __init__(self, prefix: str) -> None:
         self.prefix = f"{prefix}{os.getpid() % 100000}-{int(time.time() * 1000) % 100000}"
-        self.a = f"{self.prefix}a"
-        self.b = f"{self.prefix}b"
         self.created: list[str] = []
 
-    def up(self) -> NetnsPair:
-        try:
-            for ns in (self.a, self.b):
-                _run(["ip", "netns", "add", ns])
-                self.created.append(ns)
-                _run(["ip", "-n", ns, "link", "set", "lo", "up"])
-                _run(
-                    [
-                        "ip",
-                        "netns",
-                        "exec",
-                        ns,
-                        "sysctl",
-                        "-q",
-                        "-w",
-                        "net.ipv6.conf.all.disable_ipv6=0",
-                    ]
-                )
-            _run(
-                [
-                    "ip",
-                    "link",
-                    "add",
-                    self.IFACE,
-                    "netns",
-                    self.a,
-                    "type",
-                    "veth",
-                    "peer",
-                    "name",
-                    self.IFACE,
-                    "netns",
-                    self.b,
-                ]
-            )
-            for ns, ip in ((self.a, self.IP_A), (self.b, self.IP_B)):
-                _run(["ip", "-n", ns, "addr", "add", f"{ip}/64", "dev", self.IFACE, "nodad"])
-                _run(["ip", "-n", ns, "link", "set", self.IFACE, "up"])
-            wait_until(
-                lambda: (
-                    subprocess.run(
-                        ["ip", "netns", "exec", self.a, "ping", "-6", "-c1", "-W1", self.IP_B],
-                        capture_output=True,
-                    ).returncode
-                    == 0
-                ),
-                15,
-                "the veth underlay",
-            )
-            # Link-local addresses (multicast discovery needs them) come up a moment later.
-            wait_until(
-                lambda: self.link_local(self.a) and self.link_local(self.b),
-                15,
-                "link-local addresses",
-            )
-        except BaseException:
-            self.down()
-            raise
-        return self
+    def _add(self, ns: str) -> None:
+        _run(["ip", "netns", "add", ns])
+        self.created.append(ns)
+        _run(["ip", "-n", ns, "link", "set", "lo", "up"])
+        _run(
+            [
+                "ip",
+                "netns",
+                "exec",
+                ns,
+                "sysctl",
+                "-q",
+                "-w",
+                "net.ipv6.conf.all.disable_ipv6=0",
+            ]
+        )
 
-    def link_local(self, ns: str) -> str | None:
+    def _veth(self, one: tuple[str, str, str], other: tuple[str, str, str]) -> None:
+        """A veth pair between two namespaces: (namespace, interface, address) each."""
+        (ns_a, if_a, _), (ns_b, if_b, _) = one, other
+        # Made in place in both namespaces at once: nothing appears in the host's.
+        peer = ("peer", "name", if_b, "netns", ns_b)
+        _run(["ip", "link", "add", if_a, "netns", ns_a, "type", "veth", *peer])
+        for ns, iface, ip in (one, other):
+            _run(["ip", "-n", ns, "addr", "add", f"{ip}/64", "dev", iface, "nodad"])
+            _run(["ip", "-n", ns, "link", "set", iface, "up"])
+        wait_until(
+            lambda: self.exec(ns_a, "ping", "-6", "-c1", "-W1", other[2]).returncode == 0,
+            15,
+            "the veth underlay",
+        )
+
+    def link_local(self, ns: str, iface: str = "veth0") -> str | None:
         out = subprocess.run(
-            ["ip", "-n", ns, "-6", "-o", "addr", "show", "dev", self.IFACE, "scope", "link"],
+            ["ip", "-n", ns, "-6", "-o", "addr", "show", "dev", iface, "scope", "link"],
             capture_output=True,
             text=True,
         ).stdout
@@ -414,6 +384,67 @@ class NetnsPair:
                     pass
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
         self.created = []
+
+
+class NetnsPair(Netns):
+    """Two network namespaces joined by a veth pair (``veth0`` in each), IPv6 ULAs."""
+
+    IP_A = "fd59:6767::1"
+    IP_B = "fd59:6767::2"
+    IFACE = "veth0"
+
+    def __init__(self, prefix: str = "yggt") -> None:
+        super().__init__(prefix)
+        self.a = f"{self.prefix}a"
+        self.b = f"{self.prefix}b"
+
+    def up(self) -> NetnsPair:
+        try:
+            for ns in (self.a, self.b):
+                self._add(ns)
+            self._veth((self.a, self.IFACE, self.IP_A), (self.b, self.IFACE, self.IP_B))
+            # Link-local addresses (multicast discovery needs them) come up a moment later.
+            wait_until(
+                lambda: self.link_local(self.a) and self.link_local(self.b),
+                15,
+                "link-local addresses",
+            )
+        except BaseException:
+            self.down()
+            raise
+        return self
+
+
+class NetnsStar(Netns):
+    """A namespace in the middle joined to each of ``leaves`` others by its own veth pair:
+    ``veth<i>`` (``fd59:6768:<i>::1``) in the middle to ``veth0`` (``…::2``) in leaf i."""
+
+    def __init__(self, prefix: str = "ygst", leaves: int = 2) -> None:
+        super().__init__(prefix)
+        self.middle = f"{self.prefix}m"
+        self.leaves = [f"{self.prefix}{i}" for i in range(leaves)]
+
+    @staticmethod
+    def middle_ip(i: int) -> str:
+        return f"fd59:6768:{i + 1}::1"
+
+    @staticmethod
+    def leaf_ip(i: int) -> str:
+        return f"fd59:6768:{i + 1}::2"
+
+    def up(self) -> NetnsStar:
+        try:
+            for ns in (self.middle, *self.leaves):
+                self._add(ns)
+            for i, leaf in enumerate(self.leaves):
+                self._veth(
+                    (self.middle, f"veth{i}", self.middle_ip(i)),
+                    (leaf, "veth0", self.leaf_ip(i)),
+                )
+        except BaseException:
+            self.down()
+            raise
+        return self
 
 
 def _run(argv: list[str]) -> None:

@@ -308,9 +308,9 @@ class RealSocketTests(TestCase):
         listed = yield self.client.list()
         self.assertEqual(
             sorted(e["command"] for e in listed["list"]),
-            sorted(m.key for m in self.node.admin),
+            sorted(m.key for m in self.node.admin.for_node(self.node)),
         )
-        for method in self.node.admin:
+        for method in self.node.admin.for_node(self.node):
             for arguments in self.arguments_for(method):
                 expected = yield deferToThread(
                     json_socket_call, self.json_path, method.name, arguments

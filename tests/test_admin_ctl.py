@@ -19,7 +19,15 @@ from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests.helpers import DATA, YGG, YGGDRASILCTL, load_json, require_go
+from tests.helpers import (
+    DATA,
+    YGG,
+    YGGDRASILCTL,
+    YGGDRASILCTL05,
+    load_json,
+    require_go,
+    require_go05,
+)
 from tests.nodes import remove_tree, short_tempdir
 from tests.processes import run
 from ygg.admin import ctl, tables
@@ -315,6 +323,125 @@ class AgainstYggdrasilctlTests(ScriptedCase):
                 [line.split(" ", 2)[2].split(":")[0] for line in out.splitlines()],
                 [line.split(" ", 2)[2].split(":")[0] for line in go_out.splitlines()],
             )
+
+
+def go05_reply(response: object, request: str = "getPeers", status: str = "success",
+               error: str = "") -> bytes:  # fmt: skip
+    """A reply as 0.5.12 writes it: the request echoed."""
+    from ygg.admin.envelope import encode_reply
+
+    reply: dict = {"status": status}
+    if error:
+        reply["error"] = error
+    reply["request"] = None
+    reply["response"] = response
+    return encode_reply(reply, f'{{"request":"{request}","arguments":{{}}}}')
+
+
+PEER05 = {
+    "remote": "tls://[fe80::1%25eth0]:9100?key=ab",
+    "up": True,
+    "inbound": False,
+    "address": PEER["address"],
+    "key": PEER["key"],
+    "port": 1,
+    "priority": 3,
+    "cost": 1,
+    "bytes_recvd": 3655,
+    "bytes_sent": 99,
+    "rate_recvd": 1536,
+    "uptime": 27.95,
+    "latency": 944_999,
+}
+
+MADE_UP05 = [
+    (["getPeers"], {"peers": []}),
+    (
+        ["getPeers"],
+        {
+            "peers": [
+                PEER05,
+                {**PEER05, "inbound": True, "latency": 999, "rate_sent": (3 << 30) + 5},
+                {
+                    "remote": "tcp://h:1",
+                    "up": False,
+                    "inbound": False,
+                    "key": "",
+                    "port": 0,
+                    "priority": 0,
+                    "cost": 0,
+                    "last_error_time": 61_500_000_000,
+                    "last_error": "dial tcp: connection refused",
+                },
+                *(
+                    {**PEER05, "bytes_recvd": n, "bytes_sent": n + 1, "uptime": u}
+                    for n, u in zip(UNITS, UPTIMES, strict=False)
+                ),
+                {**PEER05, "coords": [1, 2]},  # a v0.4 link of a dual node (less "version")
+            ]
+        },
+    ),
+    (["getSelf"], {"build_name": "ygg", "build_version": "0.1.0", "key": "ab" * 32,
+                   "address": "200::1", "routing_entries": 12, "subnet": "300::/64"}),
+    (["getSelf"], {"build_name": "ygg", "routing_entries": 3}),
+    (["getTree"], {"tree": [{"address": "200::1", "key": "ab" * 32, "parent": "cd" * 32,
+                             "sequence": 1796496041}]}),
+    (["getTree"], {"tree": []}),
+    (["getPaths"], {"paths": [{"address": "200::1", "key": "ab" * 32, "path": [1, 22],
+                               "sequence": 5}, {"address": "200::2", "key": "cd" * 32,
+                               "path": []}]}),
+    (["getSessions"], {"sessions": [{"address": "200::1", "key": "ab" * 32, "bytes_recvd": n,
+                                     "bytes_sent": 7, "uptime": 1.5} for n in UNITS]}),
+    (["getMulticastInterfaces"], {"multicast_interfaces": [
+        {"name": "lab0", "address": "[fe80::1%lab0]:9100", "beacon": True, "listen": False,
+         "password": True}, {"name": "eth1", "address": "-", "beacon": False, "listen": True,
+         "password": False}]}),
+    (["getTUN"], {"enabled": True, "name": "ygg0", "mtu": 65535}),
+    (["debug_remoteGetTree", "key=ab"], {"200::1": {"keys": ["ab" * 32]}}),
+]  # fmt: skip
+
+
+class AgainstYggdrasilctl05Tests(ScriptedCase):
+    """ygg ctl against replies that echo the request (0.5.12's): the real yggdrasilctl
+    0.5.12's output is the expected output."""
+
+    def setUp(self) -> None:
+        require_go05()
+        super().setUp()
+
+    def assert_same05(self, argv: list[str], reply: bytes) -> None:
+        self.admin.reply = reply
+        for flags in ([], ["-json"]):
+            full = ["-endpoint", self.admin.endpoint, *flags, *argv]
+            self.admin.requests.clear()
+            done = subprocess.run(
+                [YGGDRASILCTL05, *full], capture_output=True, text=True, timeout=20
+            )
+            theirs = list(self.admin.requests)
+            self.admin.requests.clear()
+            got = ygg_ctl(*full)
+            self.assertEqual(got, (done.returncode, done.stdout), f"{full} answered {reply!r}")
+            self.assertEqual(self.admin.requests, theirs)
+
+    def test_captured_replies(self) -> None:
+        """Every reply the 0.5.12 node gave (data/v05/admin), for its command."""
+        for entry in load_json("v05/index.json")["replies"]:
+            reply = (DATA / "v05" / "admin" / entry["reply_file"]).read_bytes()
+            name = json.JSONDecoder().raw_decode(reply.decode())[0]["request"]["request"]
+            name = name or "getSelf"
+            args = ["key=" + "ab" * 32] if name.lower().startswith(("getnodeinfo", "debug")) else []
+            self.assert_same05([name, *args], reply)
+
+    def test_made_up_replies(self) -> None:
+        """Units, round trips, a peer that is down, a union row (coords; ygg ctl adds a
+        Version column where rows have "version", which yggdrasilctl does not show)."""
+        for argv, response in MADE_UP05:
+            self.assert_same05(argv, go05_reply(response, argv[0]))
+
+    def test_error(self) -> None:
+        self.assert_same05(
+            ["getPeers"], go05_reply(None, status="error", error="peer is not configured")
+        )
 
 
 class EndpointTests(ScriptedCase):

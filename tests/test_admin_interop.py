@@ -1,10 +1,11 @@
 """Our admin socket next to the Go node's, driven by the real yggdrasilctl and by ygg ctl.
 
-One Go node and two of ours peered with it: one with its admin socket on unix, one on
-tcp.  Every command yggdrasilctl knows runs against all three, as tables and as -json;
-the outputs must parse the same way (same columns, same keys and types; values such as
-keys and uptimes differ).  The raw requests of ``data/admin/index.json`` (errors,
-keep-alive, case, unknown fields) get replies of the same shape and text.
+One Go 0.4.7 node and two of ours running v0.4 only, peered with it: one with its admin
+socket on unix, one on tcp.  Every command yggdrasilctl knows runs against all three, as
+tables and as -json; the outputs must parse the same way (same columns, same keys and
+types; values such as keys and uptimes differ).  The raw requests of
+``data/admin/index.json`` (errors, keep-alive, case, unknown fields) get replies of the
+same shape and text.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from ygg import gojson
 from ygg.admin import ctl
 
 NODEINFO = {"name": "node <&>", "n": 1.5, "l": [1, 2]}
+V04 = ("0.4",)
 VOLATILE_KEYS = {"uptime", "bytes_recvd", "bytes_sent"}
 VOLATILE_COLUMNS = {"Uptime", "RX", "TX"}
 
@@ -182,10 +184,15 @@ class AdminInteropCase(SynchronousTestCase):
                 GoNode(f"{cls.dir}/go", listen=["tcp://127.0.0.1:0"], nodeinfo=NODEINFO)
             )
             peer = cls.go.listen_uri("tcp")
-            cls.unix = cls._start(YggNode(f"{cls.dir}/unix", peers=[peer], nodeinfo=NODEINFO))
+            # Nodes running v0.4 only answer exactly as 0.4.7 (test_admin_interop_v05 has
+            # the nodes running v0.5, and both).
+            cls.unix = cls._start(
+                YggNode(f"{cls.dir}/unix", versions=V04, peers=[peer], nodeinfo=NODEINFO)
+            )
             cls.tcp = cls._start(
                 YggNode(
                     f"{cls.dir}/tcp",
+                    versions=V04,
                     peers=[peer],
                     admin=f"tcp://127.0.0.1:{free_port()}",
                     nodeinfo=NODEINFO,

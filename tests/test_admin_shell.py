@@ -335,13 +335,13 @@ class OpenSSHTests(TestCase):
 
     @defer.inlineCallbacks
     def test_one_command(self) -> Any:
-        """``ssh node getPeers``: the table yggdrasilctl prints, exit status 0; errors on
-        stderr with status 1."""
+        """``ssh node getPeers``: the table yggdrasilctl prints (0.5.12's: the node runs
+        v0.5), exit status 0; errors on stderr with status 1."""
         code, out, err = yield self.ssh_command("getPeers")
-        self.assertEqual((code, out), (0, tables.render("getPeers", {"peers": []})), err)
+        self.assertEqual((code, out), (0, tables.render("getPeers", {"peers": []}, "0.5")), err)
         code, out, err = yield self.ssh_command("getSelf")
         self.assertEqual(code, 0)
-        self.assertIn(f"Public key:   \t{self.node.public_key.hex()}\t\n", out)
+        self.assertIn(f"Public key:        \t{self.node.public_key.hex()}\t\n", out)
         code, out, err = yield self.ssh_command("getNodeInfo", "key=zz")
         self.assertEqual((code, out), (1, ""))
         self.assertIn(
@@ -394,7 +394,9 @@ class OpenSSHTests(TestCase):
         self.assertEqual(code, 1)
         self.assertEqual(
             collect.out.decode(),
-            "TUN enabled:\tfalse\t\ngetPeers\n  Show directly connected peers\n",
+            # (a node running both versions: getPeers takes version=)
+            "TUN enabled:\tfalse\t\ngetPeers version=...\n  Show directly connected peers\n"
+            "  version: 0.4 or 0.5: the reply as that version's node gives it\n",
         )
         self.assertIn(b"Error: unknown command 'nope', try 'help'", collect.err)
 
@@ -410,7 +412,7 @@ class OpenSSHTests(TestCase):
         collect.transport.write(b"getP\t\t")
         yield collect.expect(b"getPaths  getPeers")
         collect.transport.write(b"e\t\r")
-        yield collect.expect(b"Public Key")
+        yield collect.expect(b"Last Error")
         self.assertIn(b"getPeers", collect.out[mark:])
         collect.transport.write(b"help\r")
         yield collect.expect(b"Show directly connected peers")

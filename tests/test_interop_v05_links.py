@@ -115,7 +115,8 @@ class YggToYggTests(V05Case):
         wait_until(
             lambda: a.v05_root() == b.v05_root() == root, 20, "one v0.5 tree of two ygg nodes"
         )
-        self.assertEqual(a.peers(), [])  # the v0.4 side (getPeers) has no link
+        # getPeers lists the links of both versions, each with its version (docs/admin.md)
+        self.assertEqual([(p["key"], p["version"]) for p in a.peers()], [(b.key, "0.5")])
         self.assertIn("Connected outbound TCP", b.log)
 
         go = self.go05("go", listen=["tls://127.0.0.1:0"])

@@ -1,21 +1,27 @@
-"""The IPv6 layer without a TUN: address checks, key lookups, buffering, Packet Too Big."""
+"""The IPv6 layer over v0.4 without a TUN: address checks, key lookups (v0.4's signed
+out-of-band lookup, ygg.ipv6.networks.Network04), buffering, Packet Too Big.
+tests/test_ipv6_dual.py has the layer over two networks."""
 
 from __future__ import annotations
 
 import ipaddress
 import struct
+from typing import Any
 
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from ygg import address as addr
 from ygg.ipv6.icmp import checksum, packet_too_big
-from ygg.ipv6.layer import KEY_TIMEOUT, LOOKUP, RESPONSE, SWEEP_INTERVAL, IPv6Layer
+from ygg.ipv6.layer import KEY_TIMEOUT, SWEEP_INTERVAL, IPv6Layer
+from ygg.ipv6.networks import LOOKUP, RESPONSE, Network04
 from ygg.keys import NodeKey
 
 
 class FakeCore:
-    """Records what the layer sends; ``verify`` is a real signature check."""
+    """A v0.4 core that records what is sent through it; ``verify`` is a real check."""
+
+    ipv6_mtu = 53049
 
     def __init__(self, key: NodeKey) -> None:
         self.key = key
@@ -43,8 +49,21 @@ class FakeTun(list):
         self.append(packet)
 
 
+class Composed:
+    """A layer over one v0.4 network around ``core``, the loop closed as the node does."""
+
+    def __init__(self, core: FakeCore, clock: Clock, tun: FakeTun | None = None) -> None:
+        self.network = Network04(core, core.key, found=self.found)  # type: ignore[arg-type]
+        self.layer = IPv6Layer(
+            core.key, clock, [self.network], output=FakeTun() if tun is None else tun
+        )
+
+    def found(self, key: bytes) -> None:
+        self.layer.learn(key, self.network)
+
+
 def layer_for(core: FakeCore, clock: Clock, tun: FakeTun | None = None) -> IPv6Layer:
-    return IPv6Layer(core.key, clock, network=core, output=FakeTun() if tun is None else tun)
+    return Composed(core, clock, tun).layer
 
 
 def ipv6_packet(
@@ -54,16 +73,39 @@ def ipv6_packet(
 
 
 class LayerCase(SynchronousTestCase):
+    """A layer over one network: v0.4's here; tests/test_ipv6_dual.py runs some of these
+    tests again over v0.5's (``make_network`` and ``learn_peer`` are what differ)."""
+
     def setUp(self) -> None:
         self.clock = Clock()
         self.me = NodeKey.generate()
-        self.core = FakeCore(self.me)
         self.tun = FakeTun()
-        self.layer = layer_for(self.core, self.clock, self.tun)
+        self.core, self.network = self.make_network()
+        self.layer = IPv6Layer(self.me, self.clock, [self.network], output=self.tun)
         self.layer.start()
         self.peer = NodeKey.generate()
         self.peer_address = addr.address_for_key(self.peer.public)
         self.peer_subnet = addr.subnet_for_key(self.peer.public)
+
+    def make_network(self) -> tuple[Any, Any]:
+        core = FakeCore(self.me)
+        return core, Network04(core, self.me, found=self.found)  # type: ignore[arg-type]
+
+    def found(self, key: bytes) -> None:
+        self.layer.learn(key, self.network)
+
+    def learn_peer(self) -> None:
+        """The peer's key becomes known (here by a lookup response)."""
+        self.network.handle_oob(
+            self.peer.public, self.me.public, bytes((RESPONSE,)) + self.peer.sign(self.me.public)
+        )
+
+    def receive(self, source: bytes, message: bytes) -> None:
+        self.layer.receive(self.network, source, message)
+
+    def drops(self) -> dict[str, int]:
+        """The layer's drops and the network's together."""
+        return dict(self.layer.drops + self.network.drops)
 
 
 class OutboundTests(LayerCase):
@@ -77,7 +119,7 @@ class OutboundTests(LayerCase):
         self.assertEqual(data[0], LOOKUP)
         # The peer answers the lookup: the waiting packet goes to its key.
         response = bytes((RESPONSE,)) + self.peer.sign(self.me.public)
-        self.layer.handle_oob(self.peer.public, self.me.public, response)
+        self.network.handle_oob(self.peer.public, self.me.public, response)
         self.assertEqual(self.core.sent, [(self.peer.public, b"\x01" + packet)])
         # Known now: the next packet goes straight out.
         self.layer.send(packet)
@@ -90,7 +132,7 @@ class OutboundTests(LayerCase):
         self.layer.send(first)
         self.layer.send(second)
         self.assertEqual(len(self.core.oob), 2)  # a lookup for every packet, as Go does
-        self.layer.handle_oob(
+        self.network.handle_oob(
             self.peer.public, self.me.public, bytes((RESPONSE,)) + self.peer.sign(self.me.public)
         )
         self.assertEqual(self.core.sent, [(self.peer.public, b"\x01" + second)])
@@ -134,26 +176,27 @@ class OutboundTests(LayerCase):
 class InboundTests(LayerCase):
     def test_delivered_and_key_learnt(self) -> None:
         packet = ipv6_packet(self.peer_address, self.layer.address)
-        self.layer.receive(self.peer.public, b"\x01" + packet)
+        self.receive(self.peer.public, b"\x01" + packet)
         self.assertEqual(self.tun, [packet])
         self.assertIn(self.peer.public, self.layer.by_key)
 
     def test_spoofed_and_stray(self) -> None:
         other = addr.address_for_key(NodeKey.generate().public)
-        self.layer.receive(self.peer.public, b"\x01" + ipv6_packet(other, self.layer.address))
-        self.layer.receive(self.peer.public, b"\x01" + ipv6_packet(self.peer_address, other))
-        self.layer.receive(self.peer.public, b"\x01hello")
+        self.receive(self.peer.public, b"\x01" + ipv6_packet(other, self.layer.address))
+        self.receive(self.peer.public, b"\x01" + ipv6_packet(self.peer_address, other))
+        self.receive(self.peer.public, b"\x01hello")
         self.assertEqual(self.tun, [])
         self.assertEqual(
-            dict(self.layer.drops), {"spoofed-source": 1, "not-for-us": 1, "not-ipv6": 1}
+            dict(self.network.drops), {"spoofed-source": 1, "not-for-us": 1, "not-ipv6": 1}
         )
+        self.assertEqual(dict(self.layer.drops), {})
 
     def test_too_big_gets_packet_too_big(self) -> None:
         big = ipv6_packet(self.peer_address, self.layer.address, b"z" * 2000)
-        self.layer.receive(self.peer.public, b"\x01" + big)
+        self.receive(self.peer.public, b"\x01" + big)
         self.assertEqual(self.tun, [])
         # The PTB goes back to the sender's address (a lookup first: key not learnt yet).
-        self.layer.handle_oob(
+        self.network.handle_oob(
             self.peer.public, self.me.public, bytes((RESPONSE,)) + self.peer.sign(self.me.public)
         )
         ((dest, message),) = self.core.sent
@@ -171,23 +214,21 @@ class InboundTests(LayerCase):
     def test_lookup_for_our_subnet_is_answered(self) -> None:
         partial = addr.key_for_address(self.layer.address)[0]
         asker = NodeKey.generate()
-        self.layer.handle_oob(asker.public, partial, bytes((LOOKUP,)) + asker.sign(partial))
+        self.network.handle_oob(asker.public, partial, bytes((LOOKUP,)) + asker.sign(partial))
         ((dest, data),) = self.core.oob
         self.assertEqual(dest, asker.public)
         self.assertEqual(data, bytes((RESPONSE,)) + self.me.sign(asker.public))
         # A bad signature, a wrong size, or someone else's subnet: no answer.
-        self.layer.handle_oob(asker.public, partial, bytes((LOOKUP,)) + bytes(64))
-        self.layer.handle_oob(asker.public, partial, b"\x01\x02")
+        self.network.handle_oob(asker.public, partial, bytes((LOOKUP,)) + bytes(64))
+        self.network.handle_oob(asker.public, partial, b"\x01\x02")
         elsewhere = addr.key_for_address(self.peer_address)[0]
-        self.layer.handle_oob(asker.public, elsewhere, bytes((LOOKUP,)) + asker.sign(elsewhere))
+        self.network.handle_oob(asker.public, elsewhere, bytes((LOOKUP,)) + asker.sign(elsewhere))
         self.assertEqual(len(self.core.oob), 1)
 
 
 class ExpiryTests(LayerCase):
     def test_keys_and_buffers_expire(self) -> None:
-        self.layer.receive(
-            self.peer.public, b"\x01" + ipv6_packet(self.peer_address, self.layer.address)
-        )
+        self.receive(self.peer.public, b"\x01" + ipv6_packet(self.peer_address, self.layer.address))
         self.layer.send(ipv6_packet(self.layer.address, addr.address_for_key(b"\x01" * 32)))
         self.clock.advance(KEY_TIMEOUT + SWEEP_INTERVAL + 1)
         self.assertEqual(self.layer.by_key, {})
@@ -226,10 +267,7 @@ class PayloadLengthTests(LayerCase):
 
     def setUp(self) -> None:
         super().setUp()
-        # The peer's key is known, so an outbound packet goes straight to the core.
-        self.layer.handle_oob(
-            self.peer.public, self.me.public, bytes((RESPONSE,)) + self.peer.sign(self.me.public)
-        )
+        self.learn_peer()  # so an outbound packet goes straight to the core
 
     def outbound(self, payload: bytes, next_header: int = 17) -> bytes:
         return ipv6_packet(self.layer.address, self.peer_address, payload, next_header)
@@ -239,7 +277,7 @@ class PayloadLengthTests(LayerCase):
 
     def both_ways(self, outbound: bytes, inbound: bytes) -> None:
         self.layer.send(outbound)
-        self.layer.receive(self.peer.public, b"\x01" + inbound)
+        self.receive(self.peer.public, b"\x01" + inbound)
 
     def sent(self) -> list[bytes]:
         return [message[1:] for _, message in self.core.sent]
@@ -249,14 +287,15 @@ class PayloadLengthTests(LayerCase):
             declaring(self.outbound(b"u" * 20), 65535), declaring(self.inbound(b"u" * 21), 22)
         )
         self.assertEqual((self.sent(), self.tun), ([], []))
-        self.assertEqual(dict(self.layer.drops), {"truncated": 2})
+        self.assertEqual(dict(self.layer.drops), {"truncated": 1})
+        self.assertEqual(dict(self.network.drops), {"truncated": 1})
 
     def test_trailing_bytes_cut_off(self) -> None:
         packet = declaring(self.outbound(b"u" * 20), 8)
         self.both_ways(packet, declaring(self.inbound(b"v" * 20), 8))
         self.assertEqual(self.sent(), [packet[:48]])
         self.assertEqual(self.tun, [declaring(self.inbound(b"v" * 8), 8)])
-        self.assertEqual((self.layer.trimmed, dict(self.layer.drops)), (2, {}))
+        self.assertEqual((self.layer.trimmed, self.drops()), (2, {}))
 
     def test_zero_length_with_data(self) -> None:
         """0 declared, UDP next: the kernel keeps the bare header, and so does the layer."""
@@ -277,7 +316,7 @@ class PayloadLengthTests(LayerCase):
                 declaring(self.inbound(payload, next_header=0), 0),
             )
         self.assertEqual((self.sent(), self.tun), ([], []))
-        self.assertEqual(dict(self.layer.drops), {"jumbogram": 4, "truncated": 4})
+        self.assertEqual(self.drops(), {"jumbogram": 4, "truncated": 4})
 
     def test_zero_length_without_jumbo_option_taken_whole(self) -> None:
         """Linux takes it whole (RFC 2675 says to refuse it): so does the layer."""
@@ -290,4 +329,4 @@ class PayloadLengthTests(LayerCase):
         for packet in packets:
             self.layer.send(packet)
         self.assertEqual(self.sent(), packets)
-        self.assertEqual((dict(self.layer.drops), self.layer.trimmed), ({}, 0))
+        self.assertEqual((self.drops(), self.layer.trimmed), ({}, 0))

@@ -20,7 +20,7 @@ from ygg.links.manager import (
     tcp_identity,
 )
 from ygg.links.protocol import HANDSHAKE_TIMEOUT, LinkInfo, LinkProtocol, LinkSpec
-from ygg.links.uri import parse_peer_uri
+from ygg.links.uri import LinkURIError, parse_peer_uri
 from ygg.network.router import Router
 
 
@@ -199,6 +199,27 @@ class PersistentPeerTests(SynchronousTestCase):
         a.reactor.advance(10 * MAX_REDIAL_DELAY)
         self.assertEqual(len(attempts), count)
 
+    def test_max_backoff_caps_the_wait(self) -> None:
+        """``?maxbackoff=`` (v0.5) moves the cap: down to 30 s, or up past a minute."""
+        for text, cap in (("30s", 30.0), ("5m", 300.0)):
+            with self.subTest(maxbackoff=text):
+                a = Side()
+                attempts: list[float] = []
+
+                def refuse(uri, interface="", a=a, attempts=attempts):
+                    attempts.append(a.reactor.seconds())
+                    return fail(RuntimeError("refused"))
+
+                a.links.dial = refuse  # type: ignore[method-assign]
+                a.links.add_peer(f"tcp://192.0.2.1:1?maxbackoff={text}")
+                for _ in range(int(6 * cap)):
+                    a.reactor.advance(1.0)
+                gaps = [round(b - x, 3) for x, b in itertools.pairwise(attempts)]
+                expected = [min(cap, 2.0**n) for n in range(len(gaps))]
+                self.assertEqual(gaps, expected)
+                self.assertEqual(gaps[-1], cap)
+                self.flushLoggedErrors(RuntimeError)
+
     def test_add_remove(self) -> None:
         a = Side()
         a.links.dial = lambda uri, interface="": fail(RuntimeError("no"))  # type: ignore
@@ -281,3 +302,32 @@ class ConfiguredPeerTests(SynchronousTestCase):
         (line,) = [t for t in captured.texts(LogLevel.error) if "Invalid listener URI" in t]
         self.assertIn("unix socket path too long", line)
         self.assertEqual(links.reactor.unixServers, [])
+
+
+class QuicVersionTests(SynchronousTestCase):
+    """quic links speak v0.5 only; a node without v0.5 refuses quic as 0.4.7 does."""
+
+    def test_quic_links_are_v05_only(self) -> None:
+        from tests.test_links_versions import Side as BothSide
+        from ygg.links.versions import V04, V05
+
+        links = BothSide((V04, V05)).links
+        self.assertEqual(links.link_versions("", "quic"), frozenset((V05,)))
+        self.assertEqual(links.link_versions("", "ws"), frozenset((V04, V05)))
+
+    def test_a_v04_node_refuses_quic(self) -> None:
+        from tests.test_links_versions import Side as BothSide
+        from ygg.links.manager import Listener
+        from ygg.links.versions import V04
+
+        captured = Captured(self)
+        links = BothSide((V04,)).links
+        with self.assertRaises(LinkURIError) as caught:
+            links.add_peer("quic://192.0.2.1:1")
+        self.assertEqual(str(caught.exception), "unknown call scheme: quic")
+        Listener(links, "quic://127.0.0.1:0").setServiceParent(links)
+        self.assertIn(
+            "Invalid listener URI 'quic://127.0.0.1:0' specified, ignoring "
+            '(unrecognised scheme "quic")',
+            captured.texts(),
+        )

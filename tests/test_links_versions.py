@@ -405,8 +405,7 @@ class NodeTests(SynchronousTestCase):
         self.assertEqual(node.links.versions, {V04, V05})
         self.assertIs(node.links.router05, node.router05)
         self.assertEqual(node.router05.public_key, node.public_key)
-        node._v05_delivered(b"\x02" * 32, b"payload")  # nowhere to go yet: counted
-        self.assertEqual(node.v05_dropped, 1)
+        self.assertIs(node.core05.router, node.router05)  # its traffic goes to v0.5 sessions
 
     def test_one_version(self) -> None:
         node = self.node('{"AdminListen": "none", "IfName": "none", "ProtocolVersions": ["0.4"]}')

@@ -109,6 +109,11 @@ class NodeConfig:
     admin_shell: AdminShellConfig = setting("AdminShell", factory=AdminShellConfig)
     #: Which protocol versions the node speaks, "0.4" and/or "0.5" (ygg's own key).
     protocol_versions: tuple[str, ...] = setting("ProtocolVersions", PROTOCOL_VERSIONS)
+    #: 0.5.12's key for its admin ``lookups`` record, which ygg does not keep: read, and
+    #: ignored with a warning when true; written out only when the file has it.
+    log_lookups: bool = setting("LogLookups", False, omitempty=True)
+    #: 0.5.14's session group password: v0.5 sessions only with nodes that have the same.
+    group_password: str = setting("GroupPassword", "")
     #: Top-level sections no schema above knows (the features' sections), as parsed.
     extra: Mapping[str, Any] = field(default_factory=dict)
     #: Canonical names of the keys the file actually held (normaliseconf keeps only those
@@ -401,6 +406,11 @@ def from_mapping(raw: Mapping[str, Any]) -> tuple[NodeConfig, list[str]]:
             raise ConfigError(
                 f"MulticastInterfaces[{i}].Password", f"longer than {MAX_PASSWORD} bytes"
             )
+    if cfg.log_lookups:
+        warnings.append(
+            "LogLookups is read but ignored: ygg keeps no record of lookups (0.5.12's "
+            "admin lookups method)"
+        )
     versions = cfg.protocol_versions
     if not versions or any(v not in PROTOCOL_VERSIONS for v in versions):
         raise ConfigError(
@@ -501,7 +511,12 @@ def to_data(
     by_key = {
         f.metadata["key"]: f.name for f in dataclasses.fields(NodeConfig) if "key" in f.metadata
     }
+    omitted = {
+        f.metadata["key"] for f in dataclasses.fields(NodeConfig) if f.metadata.get("omitempty")
+    }
     for key, name in by_key.items():
+        if key in omitted and key not in cfg.present and not getattr(cfg, name):
+            continue  # as Go's omitempty: a key 0.5.12's genconf leaves out
         if key in CORE_KEYS or sections == "all" or key in cfg.present:
             data[key] = _plain(getattr(cfg, name))
     for section in declared:
@@ -554,6 +569,8 @@ NodeInfo, as an object, e.g. { name: "my node" }. Visible to the whole network."
 e.g. tcp:port=9002:interface=\\:\\:1. Empty: off.""",
     "AdminShell": """An SSH admin shell (public-key login only) on a Twisted endpoint
 string, e.g. tcp:port=9022:interface=\\:\\:1. Empty Listen: off.""",
+    "GroupPassword": """v0.5 traffic only to and from nodes with the same group password (0.5.14's
+key). Empty: anyone. Peering and routing are not affected.""",
     "ProtocolVersions": """Which yggdrasil protocols this node speaks: "0.4", "0.5" or both (each
 link speaks its peer's). With one, the node peers as that version's Go node.""",
 }

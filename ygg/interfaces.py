@@ -193,13 +193,15 @@ class INode(Interface):
         ``AdminError("Timed out waiting for response")`` after 6 s."""
 
     def remote_get_self(key):
-        """Deferred of a remote node's debug getSelf: ``{"key": hex, "coords": "[1 2]"}``."""
+        """Deferred of a remote node's debug getSelf: ``{"key": hex, "coords": "[1 2]"}``
+        (a v0.5 node: ``{"key": hex, "routing_entries": "5"}``)."""
 
     def remote_get_peers(key):
         """Deferred of the list of 32-byte keys of a remote node's peers."""
 
     def remote_get_dht(key):
-        """Deferred of the list of 32-byte keys of a remote node's DHT neighbours."""
+        """Deferred of the list of 32-byte keys of a remote node's DHT neighbours (a v0.5
+        node, which has no DHT: the keys of its tree)."""
 
 
 @dataclass(frozen=True)

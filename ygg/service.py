@@ -15,18 +15,22 @@ from ygg import features as feature_registry
 from ygg.admin.json_socket import AdminListenError, AdminSocketService
 from ygg.admin.methods import builtin_registry
 from ygg.config import NodeConfig
-from ygg.core.core import IPV6_MTU, Core
+from ygg.core.core import IPV6_MTU, BaseCore, Core
 from ygg.core.nodeinfo import build_node_info
-from ygg.core.proto import ProtoHandler
+from ygg.core.proto import BaseProtoHandler, ProtoHandler, first_answer
 from ygg.errors import ConfigError, YggError
 from ygg.featurehost import FeatureHost, FeatureNode
 from ygg.interfaces import INode, Method, PeerSummary
 from ygg.ipv6.layer import IPv6Layer
+from ygg.ipv6.networks import Network, Network04, Network05
 from ygg.links.manager import Links
 from ygg.links.multicast import Multicast
 from ygg.links.netutil import resolve_dial_address
+from ygg.links.versions import V04, V05
 from ygg.tun.device import TunError, TunService
+from ygg.v05.core import Core as Core05
 from ygg.v05.network.router import Router as Router05
+from ygg.v05.proto import ProtoHandler as ProtoHandler05
 
 log = Logger(namespace="ygg")
 
@@ -62,10 +66,13 @@ class Node(MultiService):
         self._warnings += found.notes
         self._hosts: dict[str, FeatureHost] = {}
         self._sections: dict[str, Any] = {}
-        # The layers, each given its collaborators here.  The core delivers up into layers
-        # that send down through it, and the TUN and the IPv6 layer feed each other: those
-        # two loops are closed by the small forwarding methods below.
-        self.tun = TunService(self._from_tun, self.address, config.if_name, config.if_mtu, reactor)
+        # The layers, each given its collaborators here.  The cores deliver up into layers
+        # that send down through them, and the TUN and the IPv6 layer feed each other:
+        # those loops are closed by the small forwarding methods below.
+        versions = config.protocol_versions
+        node_info = build_node_info(config.node_info, config.node_info_privacy)
+        # v0.4's core runs even when v0.4 is off (no link then joins it): the admin API
+        # reads its router.
         self.core = Core(
             key,
             reactor,
@@ -74,28 +81,67 @@ class Node(MultiService):
             deliver_oob=self._oob_message,
         )
         self.router = self.core.router
-        self.ipv6 = IPv6Layer(key, reactor, network=self.core, output=self.tun)
         self.proto = ProtoHandler(
             self._send_proto,
             reactor,
             key.public,
-            build_node_info(config.node_info, config.node_info_privacy),
+            node_info,
             self.router.get_self,
             lambda: [p.key for p in self.router.get_peers()],
             lambda: [d.key for d in self.router.get_dht()],
             IPV6_MTU,
         )
-        # The v0.5 router runs beside the v0.4 one, with the same key; links join the
-        # router of the version they speak.  Its sessions are the next step: until then
-        # traffic it delivers to us is counted and dropped.
-        self.v05_dropped = 0
+        networks: list[Network] = []
+        #: Per running network, v0.4 first: its core and proto handler, for INode's asks.
+        self._askers: list[tuple[Network, BaseCore, BaseProtoHandler]] = []
+        self.net04: Network04 | None = None
+        if V04 in versions:
+            self.net04 = Network04(self.core, key, found=self._found04)
+            networks.append(self.net04)
+            self._askers.append((self.net04, self.core, self.proto))
+        # v0.5's core beside it, with the same key; links join the router of the version
+        # they speak.  None of it exists when v0.5 is off.
         self._v05_tree: tuple[bytes, tuple[int, ...]] | None = None
         self._v05_tree_check: Any = None
+        self.core05: Core05 | None = None
         self.router05: Router05 | None = None
-        if "0.5" in config.protocol_versions:
-            self.router05 = Router05(
-                key, reactor, self._v05_delivered, tree_notify=self._v05_tree_changed
+        self.proto05: ProtoHandler05 | None = None
+        self.net05: Network05 | None = None
+        if V05 in versions:
+            self.core05 = core05 = Core05(
+                key,
+                reactor,
+                deliver_ipv6=self._ipv6_message05,
+                deliver_proto=self._proto_message05,
+                path_notify=self._found05,
+                tree_notify=self._v05_tree_changed,
+                group_password=config.group_password or None,
             )
+            self.router05 = router05 = core05.router
+            self.proto05 = ProtoHandler05(
+                self._send_proto05,
+                reactor,
+                key.public,
+                node_info,
+                lambda: router05.get_self().routing_entries,
+                lambda: [p.key for p in router05.get_peers()],
+                lambda: [t.key for t in router05.get_tree()],
+            )
+            self.net05 = Network05(core05)
+            networks.append(self.net05)
+            self._askers.append((self.net05, core05, self.proto05))
+        # The TUN's MTU is capped by the network carrying the largest packets (0.5's cap
+        # once v0.5 runs); a packet too big for the network it goes over gets a Packet
+        # Too Big from the IPv6 layer.
+        self.tun = TunService(
+            self._from_tun,
+            self.address,
+            config.if_name,
+            config.if_mtu,
+            reactor,
+            max_mtu=max(n.mtu for n in networks),
+        )
+        self.ipv6 = IPv6Layer(key, reactor, networks, output=self.tun)
         self.links = Links(
             reactor,
             self.router,
@@ -166,18 +212,31 @@ class Node(MultiService):
         self.ipv6.send(packet)
 
     def _ipv6_message(self, source: bytes, message: bytes) -> None:
-        self.ipv6.receive(source, message)
+        if self.net04 is not None:
+            self.ipv6.receive(self.net04, source, message)
+
+    def _ipv6_message05(self, source: bytes, message: bytes) -> None:
+        if self.net05 is not None:
+            self.ipv6.receive(self.net05, source, message)
 
     def _proto_message(self, source: bytes, message: bytes) -> None:
         self.proto.handle(source, message)
 
-    def _oob_message(self, source: bytes, dest: bytes, data: bytes) -> None:
-        self.ipv6.handle_oob(source, dest, data)
+    def _proto_message05(self, source: bytes, message: bytes) -> None:
+        if self.proto05 is not None:
+            self.proto05.handle(source, message)
 
-    def _v05_delivered(self, source: bytes, payload: bytes) -> None:
-        if not self.v05_dropped:
-            log.debug("v0.5 traffic for this node dropped: v0.5 sessions are not there yet")
-        self.v05_dropped += 1
+    def _oob_message(self, source: bytes, dest: bytes, data: bytes) -> None:
+        if self.net04 is not None:
+            self.net04.handle_oob(source, dest, data)
+
+    def _found04(self, key: bytes) -> None:
+        if self.net04 is not None:
+            self.ipv6.learn(key, self.net04)
+
+    def _found05(self, key: bytes) -> None:
+        if self.net05 is not None:
+            self.ipv6.learn(key, self.net05)
 
     def _v05_tree_changed(self) -> None:
         # Coalesced: many infos change in one tick, and the router is mid-update here.
@@ -200,10 +259,44 @@ class Node(MultiService):
             )
 
     def _send_proto(self, dest: bytes, message: bytes) -> None:
-        try:
-            self.core.send(dest, message)
-        except ValueError as e:  # an oversized reply: not sent, as Go's WriteTo refuses it
-            log.debug("Protocol message to {key} not sent: {error}", key=dest.hex(), error=e)
+        _send_proto_on(self.core, dest, message)
+
+    def _send_proto05(self, dest: bytes, message: bytes) -> None:
+        if self.core05 is not None:
+            _send_proto_on(self.core05, dest, message)
+
+    # -- asking other nodes -----------------------------------------------------------
+
+    def _protos_for(self, key: bytes) -> list[BaseProtoHandler]:
+        """Whom to ask about ``key``: the network that reaches it (the IPv6 layer's
+        choice, else one holding a session with it), or every network the node runs
+        (the first answer wins).  Our own key is answered by the first network."""
+        askers = self._askers
+        if key == self.public_key:
+            return [askers[0][2]]
+        known = self.ipv6.network_of(key)
+        for network, core, proto in askers:
+            if network is known or (known is None and core.has_session(key)):
+                return [proto]
+        return [proto for _, _, proto in askers]
+
+    def drop_counts(self) -> dict[str, Any]:
+        """Packets and messages dropped, by layer and reason, per network (plain data)."""
+        counts: dict[str, Any] = {"tun": dict(self.tun.drops), "ipv6": dict(self.ipv6.drops)}
+        if self.net04 is not None:
+            counts["0.4"] = {
+                "core": dict(self.core.drops),
+                "sessions": dict(self.core.sessions.drops),
+                "ipv6": dict(self.net04.drops),
+            }
+        if self.core05 is not None and self.net05 is not None:
+            counts["0.5"] = {
+                "core": dict(self.core05.drops),
+                "sessions": dict(self.core05.sessions.drops),
+                "ipv6": dict(self.net05.drops),
+                "untracked": self.core05.router.untracked_dropped,
+            }
+        return counts
 
     # -- INode ------------------------------------------------------------------------
 
@@ -234,8 +327,12 @@ class Node(MultiService):
         return self.admin.call(self, name, arguments)
 
     def peers(self) -> list[PeerSummary]:
+        """The links that are up, v0.4's then v0.5's (each network numbers its ports)."""
+        infos = list(self.router.get_peers())
+        if self.router05 is not None:
+            infos += self.router05.get_peers()
         rows = []
-        for info in self.router.get_peers():
+        for info in infos:
             link = info.link.stats()
             rows.append(PeerSummary(info.key, link.remote, link.inbound, link.uptime, info.port))
         return rows
@@ -250,16 +347,17 @@ class Node(MultiService):
         return resolve_dial_address(self.reactor, host, YggError)
 
     def get_node_info(self, key: bytes) -> Any:
-        return self.proto.get_node_info(key)
+        return first_answer([p.get_node_info(key) for p in self._protos_for(key)])
 
     def remote_get_self(self, key: bytes) -> Any:
-        return self.proto.remote_get_self(key)
+        return first_answer([p.ask_self(key) for p in self._protos_for(key)])
 
     def remote_get_peers(self, key: bytes) -> Any:
-        return self.proto.remote_get_peers(key)
+        return first_answer([p.ask_peers(key) for p in self._protos_for(key)])
 
     def remote_get_dht(self, key: bytes) -> Any:
-        return self.proto.remote_get_dht(key)
+        # A v0.5 node has no DHT: it answers the same request with its tree's keys.
+        return first_answer([p.ask_dht(key) for p in self._protos_for(key)])
 
     # -- IService ---------------------------------------------------------------------
 
@@ -295,10 +393,17 @@ class Node(MultiService):
         def stopped(_: Any) -> None:
             self.ipv6.stop()
             self.core.close()
-            if self.router05 is not None:
-                self.router05.close()
+            if self.core05 is not None:
+                self.core05.close()
             if self._v05_tree_check is not None and self._v05_tree_check.active():
                 self._v05_tree_check.cancel()
             log.info("Stopped")
 
         return d.addCallback(stopped)
+
+
+def _send_proto_on(core: BaseCore, dest: bytes, message: bytes) -> None:
+    try:
+        core.send(dest, message)
+    except ValueError as e:  # an oversized reply: not sent, as Go's WriteTo refuses it
+        log.debug("Protocol message to {key} not sent: {error}", key=dest.hex(), error=e)

@@ -249,7 +249,7 @@ class AdminAMP(TimeoutMixin, QuietAMP):
             return None  # AMP's own lookup decodes the name as ASCII, and would raise
         responder = super().locateResponder(name)
         if responder is None:
-            method = self.registry.lookup(name.decode())
+            method = self.registry.lookup(name.decode(), self.node)
             if method is None:
                 return None
             command = command_for(method)
@@ -420,6 +420,9 @@ class AdminClient:
     def get_dht(self) -> Deferred[Any]:
         return self.call("getDHT")
 
+    def get_tree(self) -> Deferred[Any]:
+        return self.call("getTree")
+
     def get_paths(self) -> Deferred[Any]:
         return self.call("getPaths")
 
@@ -449,6 +452,9 @@ class AdminClient:
 
     def debug_remote_get_dht(self, key: str) -> Deferred[Any]:
         return self.call("debug_remoteGetDHT", key=key)
+
+    def debug_remote_get_tree(self, key: str) -> Deferred[Any]:
+        return self.call("debug_remoteGetTree", key=key)
 
     def close(self) -> Deferred[None]:
         """Close the connection; fires once it is closed."""

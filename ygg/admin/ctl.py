@@ -1,10 +1,14 @@
-"""``ygg ctl``: yggdrasilctl 0.4.7's command line, against any node's admin socket.
+"""``ygg ctl``: yggdrasilctl's command line, against any node's admin socket.
 
 ``ygg ctl [-endpoint=URI] [-json] [-version] command [key=value …]`` sends what
 yggdrasilctl sends (one line ``{"request":…,"arguments":{…}}``, every argument a string)
 and prints what it prints: a table for the commands it knows (``ygg.admin.tables``), the
 response as the node wrote it for the others, the response re-indented with ``-json``,
 and ``Admin socket returned an error: …`` with exit status 1 when the node says so.
+The tables are those of the yggdrasilctl of the node's version: 0.4.7's for a node that
+answers ``"request": null``, 0.5.12's for one that echoes the request (a 0.5 node, or ygg
+running v0.5, whose tables then show each row's network in a Version column); a
+``version=0.4`` or ``version=0.5`` argument asks a node running both for that one's.
 
 The endpoint defaults as yggdrasilctl's does: ``AdminListen`` of
 /etc/yggdrasil/yggdrasil.conf when that file sets one, else
@@ -26,6 +30,7 @@ from typing import Any, TextIO
 from ygg import BUILD_NAME, __version__, gojson
 from ygg import config as node_config
 from ygg.admin import tables
+from ygg.admin.rawjson import go_indent, members
 from ygg.cli import command, parse_go_flags
 from ygg.errors import ConfigError
 
@@ -187,86 +192,6 @@ def read_value(sock: socket.socket) -> str:
             raise Fatal("EOF")
 
 
-def members(text: str) -> list[tuple[str, Any, str]]:
-    """The members of a JSON object as (name, value, raw text of the value)."""
-    i = _skip(text, 0)
-    if text[i : i + 1] != "{":
-        raise ValueError("not an object")
-    out: list[tuple[str, Any, str]] = []
-    i = _skip(text, i + 1)
-    if text[i : i + 1] == "}":
-        return out
-    while True:
-        name, i = _decoder.raw_decode(text, i)
-        i = _skip(text, i)
-        if text[i : i + 1] != ":" or not isinstance(name, str):
-            raise ValueError("bad object")
-        start = _skip(text, i + 1)
-        value, end = _decoder.raw_decode(text, start)
-        out.append((name, value, text[start:end]))
-        i = _skip(text, end)
-        if text[i : i + 1] == "}":
-            return out
-        if text[i : i + 1] != ",":
-            raise ValueError("bad object")
-        i = _skip(text, i + 1)
-
-
-def _skip(text: str, i: int) -> int:
-    while i < len(text) and text[i] in _WHITESPACE:
-        i += 1
-    return i
-
-
-def go_indent(raw: str, indent: str = "  ") -> str:
-    """json.MarshalIndent of raw JSON text: its tokens kept as written (HTML characters
-    escaped), whitespace redone with ``indent``, empty objects and arrays kept as {} []."""
-    out: list[str] = []
-    depth = 0
-    i = 0
-    n = len(raw)
-    while i < n:
-        c = raw[i]
-        if c == '"':
-            j = i + 1
-            while raw[j] != '"':
-                j += 2 if raw[j] == "\\" else 1
-            out.append(_escape_html(raw[i : j + 1]))
-            i = j + 1
-            continue
-        if c in _WHITESPACE:
-            i += 1
-            continue
-        if c in "{[":
-            k = _skip(raw, i + 1)
-            if k < n and raw[k] in "}]":
-                out.append(c + raw[k])
-                i = k + 1
-                continue
-            depth += 1
-            out.append(c + "\n" + indent * depth)
-        elif c in "}]":
-            depth -= 1
-            out.append("\n" + indent * depth + c)
-        elif c == ",":
-            out.append(",\n" + indent * depth)
-        elif c == ":":
-            out.append(": ")
-        else:
-            out.append(c)
-        i += 1
-    return "".join(out)
-
-
-_HTML = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
-
-
-def _escape_html(text: str) -> str:
-    for char, escape in _HTML.items():
-        text = text.replace(char, escape)
-    return text
-
-
 def request_line(name: str, arguments: dict[str, str]) -> bytes:
     """What yggdrasilctl writes: Go's encoder output for its request struct."""
     args = gojson.dumps(arguments, sort_keys=True)
@@ -367,7 +292,12 @@ def _run(flags: dict[str, Any], args: list[str], log: _Log, out: TextIO, config_
     command_name = name.lower()
     if command_name in ("addpeer", "removepeer"):
         return 0
-    if not raw and (command_name == "getnodeinfo" or command_name in tables.RENDERERS):
+    # 0.5.12 echoes the request where 0.4.7 writes null: its replies get its tables, but
+    # for a reply asked in 0.4.7's form (version=0.4, of ygg running both versions).
+    echoes = isinstance(reply.get("request", (None,))[0], dict)
+    form = "0.5" if echoes and arguments.get("version") != "0.4" else "0.4"
+    renderers = tables.RENDERERS05 if form == "0.5" else tables.RENDERERS
+    if not raw and (command_name == "getnodeinfo" or command_name in renderers):
         raise Fatal("unexpected end of JSON input")
     if command_name == "getnodeinfo":
         if raw == "null":
@@ -382,7 +312,7 @@ def _run(flags: dict[str, Any], args: list[str], log: _Log, out: TextIO, config_
             print(first[0][2], file=out)
         return 0
     try:
-        text = tables.render(command_name, response)
+        text = tables.render(command_name, response, form)
     except (TypeError, ValueError, AttributeError) as e:
         raise Fatal(f"json: cannot unmarshal the response: {e}") from None
     if text is None:

@@ -1,10 +1,13 @@
-"""The admin socket yggdrasilctl talks to (``AdminListen``), byte for byte as 0.4.7 answers.
+"""The admin socket yggdrasilctl talks to (``AdminListen``), byte for byte as 0.4.7 answers
+(and as 0.5.12 does once the node runs v0.5).
 
 A client writes JSON values back to back; each is a request ``{"request": name,
 "arguments": {...}, "keepalive": bool}``.  Each gets one reply, written as Go's
 json.Encoder writes it (2-space indent, newline), with the members ``status``, ``error``
-(only on error), ``request`` (always null) and ``response``.  After a reply the connection
-closes unless the request asked to keep it alive.  Requests are answered in order.
+(only on error), ``request`` (null as 0.4.7 writes it; the request echoed as 0.5.12 does
+once the node runs v0.5: ``ygg.admin.envelope``) and ``response``.  After a reply the
+connection closes unless the request asked to keep it alive.  Requests are answered in
+order.
 
 Limits the Go node does not have, so that a misbehaving client can neither fill the
 node's memory nor its file descriptors nor lock the operator out: a request may be at most
@@ -36,7 +39,8 @@ from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from ygg import gojson
+from ygg.admin import envelope
+from ygg.admin.forms import V04, node_form
 from ygg.admin.limits import Slots
 from ygg.admin.listener import AdminListener, AdminListenError, describe
 from ygg.admin.registry import AdminError, Registry
@@ -55,8 +59,8 @@ _CUT_TOKEN = re.compile(r"t(r(ue?)?)?|f(a(l(se?)?)?)?|n(u(ll?)?)?|u[0-9a-fA-F]{0
 _decoder = json.JSONDecoder()
 
 
-def encode_reply(reply: Mapping[str, Any]) -> bytes:
-    return (gojson.dumps(reply, indent=2) + "\n").encode()
+def encode_reply(reply: Mapping[str, Any], request: str | None = None) -> bytes:
+    return envelope.encode_reply(reply, request)
 
 
 def error_reply(text: str) -> dict[str, Any]:
@@ -82,6 +86,7 @@ class AdminProtocol(TimeoutMixin, Protocol):
     def __init__(self, factory: AdminFactory) -> None:
         self.factory = factory
         self._buffer = b""
+        self._text = ""  # the request being answered, as text (for 0.5.12's echo)
         self._busy = False  # a request is being answered
         self._looping = False  # _next's loop is running (further up the stack)
         self._paused = False  # the transport's write buffer is full
@@ -190,30 +195,33 @@ class AdminProtocol(TimeoutMixin, Protocol):
             self._finish(error_reply("Failed to find request"))
             return _WAIT
         self._buffer = buffer[len(text[:end].encode()) :]
+        self._text = text[:end]
         return value
 
     def _answer(self, value: Any) -> None:
         keepalive = False
+        unread = envelope.UNREAD if self.factory.echoes else None
         if isinstance(value, dict):
             name = value.get("request")
             keepalive = value.get("keepalive", False)
             if not isinstance(name, (str, type(None))) or not isinstance(keepalive, bool):
-                self._reply(error_reply("Failed to unmarshal request"), keepalive=False)
+                self._reply(error_reply("Failed to unmarshal request"), False, unread)
                 return
+            echo = self._echo(value)
             if not name:
-                self._reply(error_reply("No request specified"), keepalive)
+                self._reply(error_reply("No request specified"), keepalive, echo)
                 return
             arguments = value.get("arguments", {})
         elif value is None:
-            self._reply(error_reply("No request specified"), False)
+            self._reply(error_reply("No request specified"), False, self._echo(value))
             return
         else:
-            self._reply(error_reply("Failed to unmarshal request"), False)
+            self._reply(error_reply("Failed to unmarshal request"), False, unread)
             return
         self._busy = True
         d = self.factory.registry.call(self.factory.node, name, arguments)
         d.addCallbacks(self._success, self._failure)
-        d.addCallback(self._reply, keepalive)
+        d.addCallback(self._reply, keepalive, echo)
         d.addErrback(self._crashed)
 
     def _active(self) -> None:
@@ -230,14 +238,18 @@ class AdminProtocol(TimeoutMixin, Protocol):
         log.failure("Admin method failed", failure)
         return {"error": "Check your syntax and input types"}
 
-    def _reply(self, reply: dict[str, Any], keepalive: bool) -> None:
+    def _echo(self, value: Any) -> str | None:
+        """0.5.12's echo of the request (None where 0.4.7's null is written)."""
+        return envelope.echo(value, self._text) if self.factory.echoes else None
+
+    def _reply(self, reply: dict[str, Any], keepalive: bool, echo: str | None = None) -> None:
         self._busy = False
         if self._done:
             return
         try:
-            data = encode_reply(reply)
+            data = encode_reply(reply, echo)
         except (TypeError, ValueError) as e:
-            data = encode_reply(error_reply(f"Failed to marshal response: {e}"))
+            data = encode_reply(error_reply(f"Failed to marshal response: {e}"), echo)
         self.transport.write(data)
         self._active()
         if not keepalive or "status" not in reply:
@@ -250,7 +262,7 @@ class AdminProtocol(TimeoutMixin, Protocol):
         self._close()
 
     def _finish(self, reply: dict[str, Any]) -> None:
-        self.transport.write(encode_reply(reply))
+        self.transport.write(encode_reply(reply, envelope.UNREAD if self.factory.echoes else None))
         self._close()
 
     def _close(self) -> None:
@@ -286,6 +298,8 @@ class AdminFactory(Factory):
         self.registry = registry
         self.reactor = reactor
         self.slots = slots or Slots("Admin socket", MAX_CONNECTIONS, MAX_PER_CLIENT, reactor)
+        #: Whether replies echo the request, as 0.5.12's do (a node running v0.5).
+        self.echoes = node_form(node) != V04
 
     def buildProtocol(self, addr: Any) -> AdminProtocol:
         return AdminProtocol(self)

@@ -4,6 +4,11 @@ The JSON socket (yggdrasilctl's), AMP and the SSH shell only translate requests 
 ``Registry.call`` and its results into their own form.  Method names are matched
 case-insensitively and listed lower-case, as yggdrasil does; arguments are checked against
 the method's declared fields with the error texts Go's decoder gives.
+
+A few builtin methods are not the same on every node: getDHT is v0.4's, getTree v0.5's,
+and a node running both versions takes a ``version`` argument on the methods whose reply
+differs (``ygg.admin.forms``).  Those are registered as variants, each with the ``Gate``
+of the nodes it serves; ``lookup``, ``call`` and ``list_entries`` pick the node's.
 """
 
 from __future__ import annotations
@@ -14,12 +19,16 @@ from typing import Any
 
 from twisted.internet.defer import Deferred, fail, maybeDeferred
 
+from ygg.admin.forms import Gate, node_versions
 from ygg.interfaces import AdminError, Arg, Method
 
 __all__ = ["BUILTIN", "AdminError", "Arg", "Method", "MethodTaken", "Registry"]
 
 #: The owner of the node's own methods.
 BUILTIN = "ygg"
+#: The ``go_request`` of a method whose Go handler reads no arguments at all (``list``):
+#: whatever the request carries is ignored.
+NO_REQUEST = "-"
 
 
 class MethodTaken(Exception):
@@ -48,44 +57,77 @@ def _go_type(value: Any) -> str:
     return "null"
 
 
+def _go_type_name(method: Method) -> tuple[str, str]:
+    """The package and name of the method's Go request type (``admin``, ``AddPeerRequest``)."""
+    struct = method.go_request or f"{method.name[0].upper()}{method.name[1:]}Request"
+    package, _, name = struct.rpartition(".")
+    return package or "admin", name
+
+
 @dataclass
 class Registry:
     methods: dict[str, Method] = field(default_factory=dict)
     #: Who registered each method (by key): BUILTIN or a feature's name.
     owners: dict[str, str] = field(default_factory=dict)
+    #: Methods that differ between kinds of node: key -> (gate, method) variants.
+    variants: dict[str, list[tuple[Gate, Method]]] = field(default_factory=dict)
 
-    def register(self, method: Method, owner: str = BUILTIN) -> None:
-        """Add a method; MethodTaken when its name is taken (the first owner keeps it)."""
-        if method.key in self.methods:
-            raise MethodTaken(method, self.owners[method.key])
-        self.methods[method.key] = method
-        self.owners[method.key] = owner
+    def register(self, method: Method, owner: str = BUILTIN, gate: Gate | None = None) -> None:
+        """Add a method (a variant for the nodes ``gate`` admits, when given); MethodTaken
+        when its name is taken (the first owner keeps it)."""
+        key = method.key
+        taken = key in self.methods or (
+            key in self.variants and (gate is None or self.owners[key] != owner)
+        )
+        if taken:
+            raise MethodTaken(method, self.owners[key])
+        if gate is None:
+            self.methods[key] = method
+        else:
+            self.variants.setdefault(key, []).append((gate, method))
+        self.owners[key] = owner
 
     def unregister(self, name: str, owner: str | None = None) -> bool:
         """Remove a method (only if ``owner`` registered it, when given); whether it was."""
         key = name.lower()
-        if key not in self.methods or (owner is not None and self.owners[key] != owner):
+        if key not in self.owners or (owner is not None and self.owners[key] != owner):
             return False
-        del self.methods[key], self.owners[key]
+        self.methods.pop(key, None)
+        self.variants.pop(key, None)
+        del self.owners[key]
         return True
 
     def owned_by(self, owner: str) -> list[str]:
         return [key for key, who in self.owners.items() if who == owner]
 
-    def lookup(self, name: str) -> Method | None:
-        return self.methods.get(name.lower())
+    def lookup(self, name: str, node: Any = None) -> Method | None:
+        """The method of this name that ``node`` has (None: a node running v0.4 only)."""
+        key = name.lower()
+        method = self.methods.get(key)
+        if method is not None or key not in self.variants:
+            return method
+        versions = node_versions(node)
+        return next((m for gate, m in self.variants[key] if gate.admits(versions)), None)
+
+    def for_node(self, node: Any = None) -> list[Method]:
+        """Every method ``node`` has, sorted by name."""
+        found = (self.lookup(key, node) for key in self.owners)
+        return sorted((m for m in found if m is not None), key=lambda m: m.key)
 
     def __iter__(self):
-        return iter(sorted(self.methods.values(), key=lambda m: m.key))
+        return iter(self.for_node())
 
     def check_arguments(self, method: Method, arguments: Any) -> dict[str, Any]:
         """The arguments as the handler gets them; unknown ones are ignored, as in Go."""
-        struct = method.go_request or f"{method.name[0].upper()}{method.name[1:]}Request"
+        if method.go_request == NO_REQUEST:
+            return {}
+        package, struct = _go_type_name(method)
         if arguments is None:
             arguments = {}
         if not isinstance(arguments, Mapping):
             raise AdminError(
-                f"json: cannot unmarshal {_go_type(arguments)} into Go value of type admin.{struct}"
+                f"json: cannot unmarshal {_go_type(arguments)} into Go value of type "
+                f"{package}.{struct}"
             )
         checked: dict[str, Any] = {}
         for arg in method.args:
@@ -107,7 +149,7 @@ class Registry:
     def call(self, node: Any, name: str, arguments: Any = None) -> Deferred[Any]:
         """Run a method; the Deferred fails with AdminError for an unknown name or a
         method's own error."""
-        method = self.lookup(name)
+        method = self.lookup(name, node)
         if method is None:
             return fail(AdminError(f"Unknown action '{name.lower()}', try 'list' for help"))
         try:
@@ -116,10 +158,10 @@ class Registry:
             return fail(e)
         return maybeDeferred(method.handler, node, checked)
 
-    def list_entries(self) -> list[dict[str, Any]]:
-        """What ``list`` answers: every method, sorted, with its fields."""
+    def list_entries(self, node: Any = None) -> list[dict[str, Any]]:
+        """What ``list`` answers: every method the node has, sorted, with its fields."""
         entries = []
-        for method in self:
+        for method in self.for_node(node):
             entry: dict[str, Any] = {"command": method.key, "description": method.description}
             if method.args:
                 entry["fields"] = method.fields

@@ -1,14 +1,17 @@
-"""Admin replies as text, the way yggdrasilctl 0.4.7 prints them.
+"""Admin replies as text, the way yggdrasilctl 0.4.7 and 0.5.12 print them.
 
-yggdrasilctl draws its tables with olekukonko/tablewriter 0.0.5 set up without borders,
-left-aligned, cells padded to the column width and each followed by a tab; the header row
-is centred in the column and its last cell ends with a space instead.  Byte counters are
-written in Go's ``%2.f`` with a unit (`` 1kb``, ``12mb``), uptimes as a Go
-``time.Duration`` of whole seconds (``1h2m3s``), lists as ``%v`` (``[1 2]``).
+Both draw their tables with olekukonko/tablewriter set up without borders, left-aligned,
+cells padded to the column width and each followed by a tab; the header row is centred in
+the column and its last cell ends with a space instead.  0.4.7 writes byte counters in
+Go's ``%2.f`` with a unit (`` 1kb``, ``12mb``), 0.5.12 as ``%2.1f`` (``1.5KB``, ``99B``);
+uptimes are a Go ``time.Duration`` of whole seconds (``1h2m3s``), lists ``%v``
+(``[1 2]``).
 
 ``render`` gives the text for the commands yggdrasilctl draws a table for (``""`` for
-addPeer and removePeer, which print nothing) and None for the rest; ``ygg ctl`` and the
-SSH shell both use it, so both print what yggdrasilctl prints.
+addPeer and removePeer, which print nothing) and None for the rest, in the ``form`` of
+the reply: 0.4.7's tables, or 0.5.12's (``"0.5"``) which a node running both versions
+answers too — with a Version column when its rows say which network they are of.
+``ygg ctl`` and the SSH shell both use it, so both print what yggdrasilctl prints.
 """
 
 from __future__ import annotations
@@ -234,11 +237,189 @@ RENDERERS: dict[str, Callable[[Any], str]] = {
 }
 
 
-def render(command: str, response: Any) -> str | None:
-    """yggdrasilctl's text for this command's response, or None when it has no table
-    for it.  Raises TypeError or ValueError when the response does not have the shape
-    the command's table needs (yggdrasilctl fails there too)."""
-    renderer = RENDERERS.get(command.lower())
+# --------------------------------------------------------------------------- 0.5.12's
+
+
+def data_unit05(count: Any) -> str:
+    """0.5.12's DataUnit: ``%2.1f`` in the largest unit reached, plain bytes below 100."""
+    n = int(count)
+    for limit, unit in ((1 << 40, "TB"), (1 << 30, "GB"), (1 << 20, "MB")):
+        if n >= limit:
+            return f"{n / limit:2.1f}{unit}"
+    return f"{n / 1024:2.1f}KB" if n >= 100 else f"{n}B"
+
+
+def go_round_seconds(nanoseconds: Any) -> str:
+    """``time.Duration(ns).Round(time.Second).String()``: halves away from zero."""
+    ns = int(nanoseconds)
+    seconds, rest = divmod(abs(ns), 1_000_000_000)
+    if rest >= 500_000_000:
+        seconds += 1
+    return go_duration(-seconds if ns < 0 else seconds)
+
+
+def _version_column(rows: list[Any]) -> bool:
+    """Whether the rows carry ygg's ``version`` member (a node running both versions)."""
+    return any(isinstance(r, Mapping) and "version" in r for r in rows)
+
+
+def _with_version(header: list[str], cells: list[list[str]], rows: list[Any], at: int) -> str:
+    if _version_column(rows):
+        header = [*header[:at], "Version", *header[at:]]
+        cells = [
+            [*c[:at], str(field(r, "version")), *c[at:]] for c, r in zip(cells, rows, strict=True)
+        ]
+    return table(cells, header)
+
+
+def _get_self05(response: Any) -> str:
+    rows = [
+        ["Build name:", field(response, "build_name")],
+        ["Build version:", field(response, "build_version")],
+        ["IPv6 address:", field(response, "address")],
+        ["IPv6 subnet:", field(response, "subnet")],
+    ]
+    if isinstance(response, Mapping) and "coords" in response:  # a node running both
+        rows.append(["Coordinates:", go_list(field(response, "coords", []))])
+    rows.append(["Routing table size:", str(int(field(response, "routing_entries", 0)))])
+    rows.append(["Public key:", field(response, "key")])
+    return table(rows)
+
+
+def _get_peers05(response: Any) -> str:
+    peers = _rows(response, "peers")
+    cells = []
+    for p in peers:
+        state, last_error, rtt = "Up", "-", "-"
+        if not field(p, "up", False):
+            age = go_round_seconds(field(p, "last_error_time", 0))
+            state, last_error = "Down", f"{age} ago: {field(p, 'last_error')}"
+        elif (ms := (int(field(p, "latency", 0)) // 1000) / 1000) > 0:
+            rtt = f"{ms:.2f}ms"
+        down, up = int(field(p, "rate_recvd", 0)), int(field(p, "rate_sent", 0))
+        cells.append(
+            [
+                without_query(field(p, "remote")),
+                state,
+                "In" if field(p, "inbound", False) else "Out",
+                field(p, "address"),
+                go_duration(field(p, "uptime", 0)),
+                rtt,
+                data_unit05(field(p, "bytes_recvd", 0)),
+                data_unit05(field(p, "bytes_sent", 0)),
+                f"{data_unit05(down)}/s" if down > 0 else "-",
+                f"{data_unit05(up)}/s" if up > 0 else "-",
+                str(int(field(p, "priority", 0))),
+                str(int(field(p, "cost", 0))),
+                last_error,
+            ]
+        )
+    header = [
+        "URI",
+        "State",
+        "Dir",
+        "IP Address",
+        "Uptime",
+        "RTT",
+        "RX",
+        "TX",
+        "Down",
+        "Up",
+        "Pr",
+        "Cost",
+        "Last Error",
+    ]
+    return _with_version(header, cells, peers, 3)
+
+
+def _get_tree05(response: Any) -> str:
+    rows = [
+        [
+            field(t, "key"),
+            field(t, "address"),
+            field(t, "parent"),
+            str(int(field(t, "sequence", 0))),
+        ]
+        for t in _rows(response, "tree")
+    ]
+    return table(rows, ["Public Key", "IP Address", "Parent", "Sequence"])
+
+
+def _get_paths05(response: Any) -> str:
+    paths = _rows(response, "paths")
+    cells = [
+        [
+            field(p, "key"),
+            field(p, "address"),
+            go_list(field(p, "path", [])),
+            str(int(field(p, "sequence", 0))),
+        ]
+        for p in paths
+    ]
+    return _with_version(["Public Key", "IP Address", "Path", "Seq"], cells, paths, 2)
+
+
+def _get_sessions05(response: Any) -> str:
+    sessions = _rows(response, "sessions")
+    cells = [
+        [
+            field(s, "key"),
+            field(s, "address"),
+            go_duration(field(s, "uptime", 0)),
+            data_unit05(field(s, "bytes_recvd", 0)),
+            data_unit05(field(s, "bytes_sent", 0)),
+        ]
+        for s in sessions
+    ]
+    return _with_version(["Public Key", "IP Address", "Uptime", "RX", "TX"], cells, sessions, 2)
+
+
+def _get_multicast_interfaces05(response: Any) -> str:
+    interfaces = _rows(response, "multicast_interfaces")
+    if any(isinstance(i, str) for i in interfaces):  # asked for 0.4.7's (version=0.4)
+        return _get_multicast_interfaces(response)
+
+    def yes(value: Any) -> str:
+        return "Yes" if value else "-"
+
+    rows = [
+        [
+            field(i, "name"),
+            field(i, "address"),
+            yes(field(i, "beacon", False)),
+            yes(field(i, "listen", False)),
+            yes(field(i, "password", False)),
+        ]
+        for i in interfaces
+    ]
+    return table(rows, ["Name", "Listen Address", "Beacon", "Listen", "Password"])
+
+
+def without_query(uri: str) -> str:
+    """A peer URI less its query, as 0.5.12 names a link and its yggdrasilctl shows it
+    (Go's ``u.RawQuery = ""``)."""
+    rest, hash_, fragment = uri.partition("#")
+    return rest.split("?", 1)[0] + hash_ + fragment
+
+
+RENDERERS05: dict[str, Callable[[Any], str]] = {
+    **RENDERERS,
+    "getself": _get_self05,
+    "getpeers": _get_peers05,
+    "gettree": _get_tree05,
+    "getpaths": _get_paths05,
+    "getsessions": _get_sessions05,
+    "getmulticastinterfaces": _get_multicast_interfaces05,
+}
+
+
+def render(command: str, response: Any, form: str = "0.4") -> str | None:
+    """yggdrasilctl's text for this command's response (0.4.7's tables, or 0.5.12's when
+    ``form`` is "0.5"), or None when it has no table for it.  Raises TypeError or
+    ValueError when the response does not have the shape the command's table needs
+    (yggdrasilctl fails there too)."""
+    renderers = RENDERERS05 if form == "0.5" else RENDERERS
+    renderer = renderers.get(command.lower())
     return None if renderer is None else renderer(response)
 
 

@@ -1,11 +1,14 @@
 """The node's core: the routing core and the encrypted sessions, wired together.
 
-``Router`` delivers kind-1 traffic to the session manager; the session manager sends its
-packets through the router and delivers messages here, where the first byte says whose
-they are (spec yggdrasil §4.1): IPv6 packets for the IPv6 layer, protocol messages
-(NodeInfo, remote debug) for the proto handler.  Out-of-band data (key lookups) goes to its
-own handler.  The three handlers are given to the constructor by whoever composes the node
-(``ygg.service.Node``).
+The router delivers traffic to the session manager; the session manager sends its packets
+through the router and delivers messages here, where the first byte says whose they are
+(spec yggdrasil §4.1, unchanged in v0.5): IPv6 packets for the IPv6 layer, protocol
+messages (NodeInfo, remote debug) for the proto handler.  The handlers are given to the
+constructor by whoever composes the node (``ygg.service.Node``).
+
+:class:`BaseCore` is that dispatch, which both versions share; :class:`Core` is v0.4's
+(its router also carries out-of-band data: the IPv6 layer's key lookups), and
+``ygg.v05.core.Core`` is v0.5's.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any
 from ygg.keys import NodeKey
 from ygg.network.router import MTU as NETWORK_MTU
 from ygg.network.router import Router
-from ygg.session.manager import SessionManager
+from ygg.session.manager import BaseSessionManager, SessionManager
 
 TYPE_DUMMY = 0x00
 TYPE_IPV6 = 0x01
@@ -32,33 +35,25 @@ Handler = Callable[[bytes, bytes], None]
 OOBHandler = Callable[[bytes, bytes, bytes], None]
 
 
-def _unhandled(*_: bytes) -> None:
+def unhandled(*_: bytes) -> None:
     """For a core composed without one of the layers above it (tests, tools)."""
 
 
-class Core:
-    def __init__(
-        self,
-        key: NodeKey,
-        clock: Any,
-        *,
-        deliver_ipv6: Handler = _unhandled,
-        deliver_proto: Handler = _unhandled,
-        deliver_oob: OOBHandler = _unhandled,
-    ) -> None:
+class BaseCore:
+    """A router and a session manager (set by the subclass), and the type dispatch of
+    the messages the sessions deliver.  ``drops`` counts messages of no known type."""
+
+    router: Any
+    sessions: BaseSessionManager
+    #: The largest IPv6 packet this core carries.
+    ipv6_mtu: int = IPV6_MTU
+
+    def __init__(self, key: NodeKey, clock: Any, deliver_ipv6: Handler, deliver_proto: Handler):
         self.key = key
         self.public_key = key.public
         self.clock = clock
         self._ipv6 = deliver_ipv6
         self._proto = deliver_proto
-        self.router = Router(key, clock, deliver=self._from_network, deliver_oob=deliver_oob)
-        self.sessions = SessionManager(
-            key,
-            clock,
-            send=self.router.send,
-            deliver=self._message,
-            reply=self.router.send_untracked,
-        )
         self.drops: Counter[str] = Counter()
 
     # -- from the network -----------------------------------------------------------------
@@ -82,8 +77,39 @@ class Core:
     # -- to the network -------------------------------------------------------------------
 
     def send(self, dest: bytes, message: bytes) -> None:
-        """A typed message (first byte TYPE_IPV6 or TYPE_PROTO) to the node ``dest``."""
+        """A typed message (first byte TYPE_IPV6 or TYPE_PROTO) to the node ``dest``;
+        ValueError if it is too long or the core is closed."""
         self.sessions.write_to(dest, message)
+
+    def has_session(self, key: bytes) -> bool:
+        return any(info.key == key for info in self.sessions.sessions())
+
+    def close(self) -> None:
+        self.sessions.close()
+        self.router.close()
+
+
+class Core(BaseCore):
+    """v0.4's core: ironwood ec61cea's router and sessions."""
+
+    def __init__(
+        self,
+        key: NodeKey,
+        clock: Any,
+        *,
+        deliver_ipv6: Handler = unhandled,
+        deliver_proto: Handler = unhandled,
+        deliver_oob: OOBHandler = unhandled,
+    ) -> None:
+        super().__init__(key, clock, deliver_ipv6, deliver_proto)
+        self.router = Router(key, clock, deliver=self._from_network, deliver_oob=deliver_oob)
+        self.sessions = SessionManager(
+            key,
+            clock,
+            send=self.router.send,
+            deliver=self._message,
+            reply=self.router.send_untracked,
+        )
 
     def send_oob(self, dest: bytes, data: bytes) -> None:
         self.router.send_oob(dest, data)
@@ -91,7 +117,3 @@ class Core:
     def verify(self, key: bytes, message: bytes, signature: bytes) -> bool:
         """An ed25519 check through the router's cache of verified signatures."""
         return self.router.verify(key, message, signature)
-
-    def close(self) -> None:
-        self.sessions.close()
-        self.router.close()

@@ -38,6 +38,8 @@ log = Logger(namespace="ygg.links")
 QUICK_REDIAL_DELAY = 1.0
 QUICK_REDIAL_ATTEMPTS = 3
 MAX_REDIAL_DELAY = 60.0
+MAX_BACKOFF_EXPONENT = 32  # Go stops doubling after 2**32 s
+V05_ONLY_SCHEMES = frozenset(("quic",))
 
 
 class AlreadyConnected(YggError):
@@ -168,13 +170,22 @@ class Links(MultiService):
     def is_connected_to(self, info: LinkInfo) -> bool:
         return info in self.links
 
-    def link_versions(self, password: str) -> frozenset[str]:
+    def link_versions(self, password: str, scheme: str = "") -> frozenset[str]:
         """What a link with this ``?password=`` may speak: v0.4 has no password, so a link
-        with one is v0.5 only (when v0.5 runs; a v0.4-only node ignores it, as 0.4.7 does)."""
+        with one is v0.5 only (when v0.5 runs; a v0.4-only node ignores it, as 0.4.7 does).
+        A quic link is v0.5 only too: 0.4.7 has no quic, and a quic listener cannot speak
+        first (its stream exists once the dialer writes), so the dialer writes at once."""
+        if scheme in V05_ONLY_SCHEMES:
+            return frozenset((V05,))
         return versions_for(self.versions, password.encode())
 
-    def check_password(self, uri: PeerURI) -> None:
-        """LinkURIError (Go 0.5's text) for a ``?password=`` longer than v0.5 allows."""
+    def check_password(self, uri: PeerURI, listen: bool = False) -> None:
+        """LinkURIError (Go's text) for what this node refuses in ``uri``: a ``?password=``
+        longer than v0.5 allows, or quic on a node without v0.5 (0.4.7's refusal)."""
+        if V05 not in self.versions and uri.scheme in V05_ONLY_SCHEMES:
+            if listen:
+                raise LinkURIError(f'unrecognised scheme "{uri.scheme}"')
+            raise LinkURIError(f"unknown call scheme: {uri.scheme}")
         if V05 in self.versions and len(uri.link_password.encode()) > PASSWORD_MAX:
             raise LinkURIError("invalid password supplied")
 
@@ -194,18 +205,20 @@ class Links(MultiService):
             self.check_password(uri)
         except LinkURIError as e:
             return fail(e)
-        if uri.scheme in ("tcp", "tls"):
+        if uri.scheme in ("tcp", "tls", "ws", "wss", "quic"):
             resolving = endpoints.resolve_address(
                 self.reactor, uri, bind_interface=interface or None
             )
             return resolving.addCallback(self._dial_resolved, uri, interface, speak)
         if uri.scheme == "unix":
             info = LinkInfo("unix", interface, uri.path)
-        elif uri.scheme == "socks":
-            info = LinkInfo("socks", "", "/" + uri.path)
+        elif uri.scheme in ("socks", "sockstls"):
+            info = LinkInfo(uri.scheme, "", "/" + uri.path)
         else:
             return fail(LinkURIError(f"unknown call scheme: {uri.scheme}"))
-        endpoint = endpoints.client_endpoint(self.reactor, uri, self.key)
+        endpoint = endpoints.client_endpoint(
+            self.reactor, uri, self.key, tls_certificate=self.certificate
+        )
         return self._connect(uri, info, endpoint, speak)
 
     def _dial_resolved(
@@ -257,7 +270,7 @@ class Links(MultiService):
             True,
             uri.priority,
             uri.pinned_keys,
-            versions=self.link_versions(password),
+            versions=self.link_versions(password, uri.scheme),
             password=password.encode(),
             speak=speak or self.known_versions.get(info),
             dial_started=self.reactor.seconds(),
@@ -344,9 +357,10 @@ class PersistentPeer(Service):
     """One configured peer: dialled at start and redialled with backoff whenever it is down.
 
     The first attempt after a link ends comes a second later (the Go node's quick
-    redial); failed attempts back off exponentially to a minute.  A handshake that fails
-    counts as a failed attempt.  An unreachable peer is logged once, then at debug level,
-    until it connects again.
+    redial); failed attempts back off exponentially to a minute, or to the URI's
+    ``?maxbackoff=`` (v0.5's option, at least 30 s).  A handshake that fails counts as a
+    failed attempt.  An unreachable peer is logged once, then at debug level, until it
+    connects again.
     """
 
     def __init__(self, links: Links, uri: PeerURI, interface: str) -> None:
@@ -355,17 +369,26 @@ class PersistentPeer(Service):
         self.interface = interface
         self.failures = 0
         self.link: LinkProtocol | None = None
+        #: Why the last dial failed or the link ended, and when (reactor seconds): 0.5's
+        #: getPeers shows it for a peer that is down.
+        self.last_error: str | None = None
+        self.last_error_time: float | None = None
         self._dialing: Deferred[LinkProtocol] | None = None
         self._timer: Any = None
 
     def delay(self) -> float:
-        """Seconds until the next attempt: 1, 2, 4… up to 60, plus up to a second of jitter
-        (so that many peers do not redial in step)."""
+        """Seconds until the next attempt: 1, 2, 4… up to the cap (60, or ?maxbackoff=),
+        plus up to a second of jitter (so that many peers do not redial in step)."""
         if self.failures == 0:
             return QUICK_REDIAL_DELAY
-        # The exponent is capped: 2.0 ** 1024 overflows, after 17 hours of failed dials.
-        backoff = QUICK_REDIAL_DELAY * 2 ** min(self.failures - 1, 16)
-        return min(MAX_REDIAL_DELAY, backoff) + self.links.jitter()
+        # The exponent is capped as Go caps it (2.0 ** 1024 would overflow).
+        backoff = QUICK_REDIAL_DELAY * 2 ** min(self.failures - 1, MAX_BACKOFF_EXPONENT)
+        return min(self.max_delay, backoff) + self.links.jitter()
+
+    @property
+    def max_delay(self) -> float:
+        """The longest wait between attempts: ``?maxbackoff=``, else a minute."""
+        return self.uri.max_backoff or MAX_REDIAL_DELAY
 
     def startService(self) -> None:
         super().startService()
@@ -399,8 +422,13 @@ class PersistentPeer(Service):
         link.redial = self._down
 
     def _down(self) -> None:
-        self.link = None
+        link, self.link = self.link, None
+        self._error(getattr(link, "ended", None) or "remote side closed the connection")
         self._schedule()
+
+    def _error(self, text: str) -> None:
+        self.last_error = text
+        self.last_error_time = self.links.reactor.seconds()
 
     def _failed(self, failure: Failure) -> None:
         self._dialing = None
@@ -409,6 +437,7 @@ class PersistentPeer(Service):
         if not failure.check(AlreadyConnected):
             self.failures += 1
             self._log_failure(failure)
+            self._error(failure.getErrorMessage())
         self._schedule()
 
     def _log_failure(self, failure: Failure) -> None:
@@ -443,7 +472,7 @@ class Listener(Service):
         super().startService()
         try:
             self.uri = parse_listen_uri(self.text)
-            self.links.check_password(self.uri)
+            self.links.check_password(self.uri, listen=True)
         except LinkURIError as e:
             log.error(
                 "Invalid listener URI {uri!r} specified, ignoring ({error})",
@@ -493,7 +522,7 @@ class Listener(Service):
         assert uri is not None
         password = uri.link_password
         v05 = {
-            "versions": self.links.link_versions(password),
+            "versions": self.links.link_versions(password, uri.scheme),
             "password": password.encode(),
             "local": bool(self.interface),  # multicast's listener (Go's ListenLocal)
         }

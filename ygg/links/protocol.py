@@ -20,6 +20,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Protocol
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
 log = Logger(namespace="ygg.links")
 
 HANDSHAKE_TIMEOUT = 6.0
+RATE_INTERVAL = 1.0  # the byte rates getPeers shows are those of the last whole second
 _SNIFF_SIZE = handshake05.HEADER_SIZE  # 6: "meta" and two bytes that tell the versions apart
 
 
@@ -103,6 +105,9 @@ class LinkProtocol(Protocol):
         self.started = links.reactor.seconds()
         self.local = ""
         self.closing: str | None = None
+        #: Why the link ended once it was up (0.5's last_error): the error, or that the
+        #: remote closed it.
+        self.ended: str | None = None
         #: The protocol version of this link ("0.4", "0.5"), once known.
         self.version: str | None = None
         self._versions: frozenset[str] = frozenset()
@@ -115,6 +120,10 @@ class LinkProtocol(Protocol):
         self._timer: Any = None
         self._wait: Any = None
         self._registered = False
+        # Byte counts at the last rate sample, and the rates measured then.
+        self._rate_sampler: LoopingCall | None = None
+        self._sampled = (0, 0)
+        self._rates = (0, 0)
         #: Fires with this protocol when the handshake passed, fails when it did not.
         self.handshake: Deferred[LinkProtocol] = Deferred()
 
@@ -338,8 +347,18 @@ class LinkProtocol(Protocol):
             local=self.local,
         )
         self.links.link_up(self)
+        self._sampled = (self.bytes_recvd, self.bytes_sent)
+        self._rate_sampler = sampler = LoopingCall(self._sample_rates)
+        sampler.clock = self.links.reactor
+        sampler.start(RATE_INTERVAL, now=False)
         self.handshake.callback(self)
         return True
+
+    def _sample_rates(self) -> None:
+        # As Go's links do once a second: the bytes since the last sample are the rates.
+        now = (self.bytes_recvd, self.bytes_sent)
+        self._rates = (now[0] - self._sampled[0], now[1] - self._sampled[1])
+        self._sampled = now
 
     def _cancel_timers(self) -> None:
         for timer in (self._timer, self._wait):
@@ -373,6 +392,9 @@ class LinkProtocol(Protocol):
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self._cancel_timers()
+        if self._rate_sampler is not None and self._rate_sampler.running:
+            self._rate_sampler.stop()
+        self._rates = (0, 0)
         if self._registered:
             self.links.unregister(self)
         if self.peer is not None:
@@ -388,6 +410,7 @@ class LinkProtocol(Protocol):
                 local=self.local,
                 error=f"; error: {error}" if error else "",
             )
+            self.ended = error or "remote side closed the connection"
             self.links.link_down(self)
         else:
             self._handshake_failed(self.closing or "read handshake: EOF")
@@ -441,6 +464,8 @@ class LinkProtocol(Protocol):
             uptime=self.uptime(),
             bytes_recvd=self.bytes_recvd,
             bytes_sent=self.bytes_sent,
+            rate_recvd=self._rates[0],
+            rate_sent=self._rates[1],
         )
 
 

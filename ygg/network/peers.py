@@ -42,6 +42,9 @@ class LinkStats:
     uptime: float
     bytes_recvd: int
     bytes_sent: int
+    #: Bytes in the last whole second the link was up (0.5's getPeers rate_recvd/rate_sent).
+    rate_recvd: int = 0
+    rate_sent: int = 0
 
 
 class LinkIO(Protocol):

@@ -1,7 +1,8 @@
 """The TUN interface (spec yggdrasil §5.5): packets between the kernel and the IPv6 layer.
 
 The device is opened with ``twisted.pair.tuntap`` (IFF_TUN, no packet-info header) and
-configured with pyroute2: the MTU (IfMTU, at most 53049, at least 1280), our address
+configured with pyroute2: the MTU (IfMTU, at least 1280, at most what the node's
+networks carry: 53049 with v0.4 alone, 65535 once v0.5 runs, as 0.5 caps it), our address
 with prefix length 7 (which gives the kernel its route to 200::/7, covering 300::/8 too)
 and link up.  The device disappears when the node stops.  A device that cannot take a
 packet (its queue full) drops it and counts the drop.  Twisted's TUN port announces its
@@ -72,7 +73,8 @@ def wants_tun(if_name: str) -> bool:
 
 class TunService(Service):
     """The TUN device: packets read from it go to ``deliver`` (the IPv6 layer's outbound
-    side); ``write`` puts packets into it; ``mtu`` is 0 while it is not up."""
+    side); ``write`` puts packets into it; ``mtu`` is 0 while it is not up.  ``max_mtu``
+    is the largest IPv6 packet the node's networks carry."""
 
     def __init__(
         self,
@@ -81,11 +83,13 @@ class TunService(Service):
         if_name: str,
         if_mtu: int,
         reactor: Any,
+        max_mtu: int = IPV6_MTU,
     ) -> None:
         self.deliver = deliver
         self.address = address
         self.requested_name = if_name
         self.requested_mtu = if_mtu
+        self.max_mtu = max_mtu
         self.reactor = reactor
         self.port: TuntapPort | None = None
         self.name = ""
@@ -133,10 +137,10 @@ class TunService(Service):
     def _configure(self) -> int:
         from pyroute2 import IPRoute
 
-        requested = min(self.requested_mtu, IPV6_MTU)
+        requested = min(self.requested_mtu, self.max_mtu)
         with IPRoute() as ip:
             (index,) = ip.link_lookup(ifname=self.name)
-            ip.link("set", index=index, mtu=effective_mtu(self.requested_mtu, IPV6_MTU))
+            ip.link("set", index=index, mtu=effective_mtu(self.requested_mtu, self.max_mtu))
             link = ip.get_links(index)[0]
             mtu = max(MIN_IF_MTU, min(MAX_IF_MTU, link.get_attr("IFLA_MTU")))
             if mtu != requested:

@@ -15,6 +15,7 @@ from twisted.python.failure import Failure
 
 from ygg import gojson
 from ygg.admin import tables
+from ygg.admin.forms import V04, node_form
 from ygg.admin.registry import AdminError, Method, Registry
 
 log = Logger(namespace="ygg.admin")
@@ -64,7 +65,7 @@ class ShellCommands:
             return Result("", exit=True)
         if name.lower() in ("help", "?"):
             return self.help(rest[0] if rest else None)
-        method = self.registry.lookup(name)
+        method = self.registry.lookup(name, self.node)
         if method is None:
             return Result(f"Error: unknown command '{name}', try 'help'\n", 1, error=True)
         try:
@@ -72,7 +73,8 @@ class ShellCommands:
         except AdminError as e:
             return Result(f"Error: {e}\n", 1, error=True)
         d = self.registry.call(self.node, method.name, arguments)
-        return d.addCallbacks(self._format, self._failed, callbackArgs=(method, as_json))
+        form = arguments.get("version") or ("0.4" if node_form(self.node) == V04 else "0.5")
+        return d.addCallbacks(self._format, self._failed, callbackArgs=(method, as_json, form))
 
     def arguments(self, method: Method, words: list[str]) -> dict[str, Any]:
         """``key=value`` words as the method's typed arguments."""
@@ -89,12 +91,14 @@ class ShellCommands:
             arguments[arg.name] = _convert(arg.kind, arg.name, value)
         return arguments
 
-    def _format(self, result: Any, method: Method, as_json: bool) -> Result:
+    def _format(self, result: Any, method: Method, as_json: bool, form: str = V04) -> Result:
         data = json.loads(gojson.dumps(result))  # what the other doors' clients see
         if as_json:
             return Result(gojson.dumps(data, indent=2) + "\n")
         try:
-            text = tables.render(method.key, data)
+            # The tables of the yggdrasilctl of the node's version (0.5.12's once v0.5
+            # runs: they show each row's network).
+            text = tables.render(method.key, data, form)
         except (TypeError, ValueError, AttributeError):
             text = None
         if text is None and method.table and isinstance(data, dict):
@@ -113,7 +117,7 @@ class ShellCommands:
         if name is None:
             rows = [
                 [m.name, ", ".join(f"{f}=..." for f in m.fields), m.description]
-                for m in self.registry
+                for m in self.registry.for_node(self.node)
             ]
             rows += [[n, args, text] for n, (args, text) in BUILTINS.items()]
             footer = "\nAdd -json to a command for its reply as JSON.\n"
@@ -121,7 +125,7 @@ class ShellCommands:
         if name.lower() in BUILTINS:
             args, text = BUILTINS[name.lower()]
             return Result(f"{name.lower()} {args}\n  {text}\n")
-        method = self.registry.lookup(name)
+        method = self.registry.lookup(name, self.node)
         if method is None:
             return Result(f"Error: unknown command '{name}', try 'help'\n", 1, error=True)
         lines = [" ".join([method.name, *(f"{f}=..." for f in method.fields)]).rstrip()]
@@ -133,7 +137,7 @@ class ShellCommands:
         return Result("\n".join(lines) + "\n")
 
     def names(self) -> list[str]:
-        return [m.name for m in self.registry] + list(BUILTINS)
+        return [m.name for m in self.registry.for_node(self.node)] + list(BUILTINS)
 
     def complete(self, before: str) -> list[str]:
         """Candidates for the word that ends ``before`` (the text left of the cursor)."""
@@ -144,7 +148,7 @@ class ShellCommands:
             return _matching(self.names(), word)
         if done[0].lower() in ("help", "?") and len(done) == 1:
             return _matching(self.names(), word)
-        method = self.registry.lookup(done[0])
+        method = self.registry.lookup(done[0], self.node)
         if method is None or "=" in word:
             return []
         given = {w.partition("=")[0].lower() for w in done[1:]}

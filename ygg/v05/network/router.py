@@ -2,11 +2,12 @@
 
 Shaped like :class:`ygg.network.router.Router` so the link layer can hand a link to
 either version the same way: ``add_peer``/``remove_peer`` for links (each link then gets
-its frame bodies through :meth:`Peer.handle_body`), ``send`` for traffic, ``lookup`` for a
-key or a partial key (the IPv6 layer's address lookups, spec §7.4), the ``deliver`` and
-``path_notify`` callables for what arrives, and ``get_self``/``get_peers``/``get_tree``/
-``get_paths`` for the admin API.  Time comes from the ``IReactorTime`` handed in; the
-maintenance tick runs every second on it.
+its frame bodies through :meth:`Peer.handle_body`), ``send`` for traffic (``send_untracked``
+for answers that must keep no state), ``lookup`` for a key or a partial key (the IPv6
+layer's address lookups, spec §7.4), the ``deliver`` and ``path_notify`` callables for what
+arrives, and ``get_self``/``get_peers``/``get_tree``/``get_paths`` for the admin API.
+Time comes from the ``IReactorTime`` handed in; the maintenance tick runs every second on
+it.
 
 Forwarding uses 0.5.12's next-hop rule (lowest cost per unit of tree distance gained);
 0.5.13 minimises cost × remaining distance instead.  Both only ever move a packet strictly
@@ -108,6 +109,11 @@ class Router:
         self._order = 0
         #: The link the traffic being delivered came in on (None: our own), for ``deliver``.
         self.arrival: Peer | None = None
+        # The source and coords of the traffic being handled, for ``send_untracked``.
+        self._arrival_source: bytes | None = None
+        self._arrival_from: tuple[int, ...] = ()
+        #: Answers ``send_untracked`` had no way to route (no path, not a reply).
+        self.untracked_dropped = 0
         self.closed = False
         #: Bumped whenever the tree changes (lets callers notice convergence).
         self.version = 0
@@ -284,6 +290,8 @@ class Router:
         except DecodeError as e:
             raise LinkError(f"decode: {e}") from None
         self.arrival = peer
+        self._arrival_source = h.source
+        self._arrival_from = h.from_path
         try:
             self.forward(
                 h.path,
@@ -295,6 +303,7 @@ class Router:
             )
         finally:
             self.arrival = None
+            self._arrival_source = None
 
     # -- the node's side ------------------------------------------------------------------
 
@@ -307,6 +316,36 @@ class Router:
         if len(dest) != PUBLIC_KEY_SIZE:
             raise ValueError("incorrect address length")
         self.pathfinder.send_traffic(bytes(dest), bytes(payload))
+
+    def send_untracked(self, dest: bytes, payload: bytes) -> None:
+        """Like :meth:`send`, for a one-off answer to a packet whose source may be made up:
+        it keeps no state.  A known path is used (its cached packet left alone); else, while
+        that packet from ``dest`` is being delivered, the answer goes to the coords it came
+        from (its ``from`` path, as a notify goes back to a lookup's); else it is dropped
+        (counted in ``untracked_dropped``).  :meth:`send` would make a rumor and a lookup,
+        held a minute each, for every made-up source."""
+        if self.closed:
+            raise ValueError("closed")
+        if len(payload) > MTU:
+            raise ValueError("oversized message")
+        if len(dest) != PUBLIC_KEY_SIZE:
+            raise ValueError("incorrect address length")
+        path = self.pathfinder.paths.get(dest)
+        if path is not None:
+            coords = path.coords
+        elif dest == self._arrival_source:
+            coords = self._arrival_from
+        else:
+            self.untracked_dropped += 1
+            return
+        self.forward(
+            coords,
+            self.tree.own_coords(),
+            self.public_key,
+            bytes(dest),
+            wire.WATERMARK_NONE,
+            payload,
+        )
 
     def lookup(self, key: bytes) -> None:
         """Look up a key, or a partial key made from an address or subnet (§7.4):

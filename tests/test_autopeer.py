@@ -1,6 +1,7 @@
 """Autopeering (ygg.popura.autopeer), deterministically: a task.Clock, a fake node, an
 injected latency measurement and an injected dialer.  Nothing here dials anything; the
-built-in list is only read."""
+built-in lists are only read.  (The handshake probe itself, INode.probe_peer, is tested
+in tests/test_links_probe.py; real nodes in tests/test_interop_autopeer.py.)"""
 
 from __future__ import annotations
 
@@ -15,13 +16,9 @@ from contextlib import redirect_stderr
 from pathlib import Path
 from typing import Any
 
-from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint
-from twisted.internet.error import ConnectionRefusedError, DNSLookupError
-from twisted.internet.interfaces import IHostnameResolver
+from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.task import Clock
-from twisted.internet.testing import StringTransport
 from twisted.logger import Logger
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
@@ -32,24 +29,27 @@ from ygg import features
 from ygg.admin.registry import Registry
 from ygg.config import parse_section
 from ygg.errors import ConfigError
-from ygg.interfaces import IFeature, INode, PeerSummary
-from ygg.links.netutil import resolve_dial_address
+from ygg.interfaces import IFeature, INode, PeerSummary, ProbeError
 from ygg.popura import autopeer as glue
 from ygg.popura.autopeer import AutopeeringConfig
 from ygg.popura.autopeer import service as autopeer
 from ygg.popura.autopeer.service import (
     CLOSEST,
     GRACE,
+    QUARANTINE,
+    QUARANTINE_MAX,
+    SETTLE,
     AutopeerService,
     Candidate,
+    HandshakeProbe,
     Measurement,
-    TCPProbe,
     choose,
     is_internet_peer,
     parse_peer_list,
 )
 
 KEY = bytes(32)
+V04, V05 = "0.4", "0.5"
 
 
 def uri(i: int) -> str:
@@ -70,24 +70,35 @@ def measurements(table: dict[str, float | None]) -> list[Measurement]:
 class FakeNode:
     """The INode parts autopeering uses, with links the test puts up and takes down."""
 
-    def __init__(self, configured: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, configured: tuple[str, ...] = (), versions: tuple[str, ...] = (V04,)
+    ) -> None:
         self.reactor = Clock()
         self.config = None
         self.public_key = KEY
         self.address = b""
         self.subnet = b""
-        self.links: list[PeerSummary] = []
+        self.running = versions
+        #: (remote, inbound, version, when it came up)
+        self.links: list[tuple[str, bool, str, float]] = []
         self.configured = [(u, "") for u in configured]
         self.admin = Registry()
 
-    def up(self, remote: str, inbound: bool = False) -> None:
-        self.links.append(PeerSummary(KEY, remote, inbound, 0.0, len(self.links) + 1))
+    def versions(self) -> tuple[str, ...]:
+        return self.running
+
+    def up(self, remote: str, inbound: bool = False, version: str = V04) -> None:
+        self.links.append((remote, inbound, version, self.reactor.seconds()))
 
     def down(self, remote: str) -> None:
-        self.links = [p for p in self.links if p.remote != remote]
+        self.links = [link for link in self.links if link[0] != remote]
 
     def peers(self) -> list[PeerSummary]:
-        return list(self.links)
+        now = self.reactor.seconds()
+        return [
+            PeerSummary(KEY, remote, inbound, now - since, port, version)
+            for port, (remote, inbound, version, since) in enumerate(self.links, 1)
+        ]
 
     def configured_peers(self) -> list[tuple[str, str]]:
         return list(self.configured)
@@ -108,31 +119,53 @@ class FakeNode:
     def call_admin(self, name: str, arguments: Any = None) -> Any:
         return self.admin.call(self, name, arguments)
 
-    def call_peer(self, uri: str, interface: str = "") -> Deferred[None]:
+    def call_peer(self, uri: str, interface: str = "", version: str | None = None) -> Any:
         raise AssertionError("the tests inject their dialer")
+
+    def probe_peer(self, uri: str, version: str, timeout: float = 6.0) -> Any:
+        raise AssertionError("the tests inject their measurement")
 
     def features(self) -> list[str]:
         return ["autopeer"]
 
-    def get_node_info(self, key: bytes) -> Any: ...
-    def remote_get_self(self, key: bytes) -> Any: ...
-    def remote_get_peers(self, key: bytes) -> Any: ...
-    def remote_get_dht(self, key: bytes) -> Any: ...
+    def tun_enabled(self) -> bool:
+        return False
+
+    def get_node_info(self, key: bytes, version: str | None = None) -> Any: ...
+    def remote_get_self(self, key: bytes, version: str | None = None) -> Any: ...
+    def remote_get_peers(self, key: bytes, version: str | None = None) -> Any: ...
+    def remote_get_dht(self, key: bytes, version: str | None = None) -> Any: ...
+    def remote_get_tree(self, key: bytes) -> Any: ...
+
+
+#: What a peer answers a probe with: seconds, None (down), or a ProbeError kind (refused).
+Answer = float | str | None
 
 
 class FakeMeasure:
-    """Answers from a table (URI -> seconds, None = refused), synchronously or not."""
+    """Answers from a table (URI -> Answer, or URI -> {version: Answer}), synchronously
+    or not."""
 
-    def __init__(self, table: dict[str, float | None], hold: bool = False) -> None:
+    def __init__(self, table: dict[str, Any], hold: bool = False) -> None:
         self.table = table
         self.hold = hold
         self.calls: list[list[Candidate]] = []
+        self.versions: list[str] = []
         self.pending: list[Deferred[list[Measurement]]] = []
         self.cancelled = 0
 
-    def __call__(self, candidates: list[Candidate]) -> Deferred[list[Measurement]]:
+    def answer(self, candidate: Candidate, version: str) -> Measurement:
+        answer = self.table.get(candidate.uri)
+        if isinstance(answer, dict):
+            answer = answer.get(version)
+        if isinstance(answer, str):
+            return Measurement(candidate, None, f"refused: {answer}", answer)
+        return Measurement(candidate, answer, "" if answer is not None else "timed out")
+
+    def __call__(self, candidates: list[Candidate], version: str) -> Deferred[list[Measurement]]:
         self.calls.append(candidates)
-        result = [Measurement(c, self.table.get(c.uri)) for c in candidates]
+        self.versions.append(version)
+        result = [self.answer(c, version) for c in candidates]
         if self.hold:
             d: Deferred[list[Measurement]] = Deferred(self._cancel)
             self.pending.append(d)
@@ -151,11 +184,13 @@ class FakeDialer:
         self.node = node
         self.mode = mode
         self.dialled: list[tuple[float, str]] = []
+        self.versions: list[str] = []
 
-    def __call__(self, uri: str) -> Deferred[None]:
+    def __call__(self, uri: str, version: str) -> Deferred[None]:
         self.dialled.append((self.node.reactor.seconds(), uri))
+        self.versions.append(version)
         if self.mode == "up":
-            self.node.up(autopeer.link_name(uri))
+            self.node.up(autopeer.link_name(uri), version=version)
             return succeed(None)
         if self.mode == "refuse":
             return fail(ConnectionRefusedError("connection refused"))
@@ -177,16 +212,17 @@ class ServiceCase(SynchronousTestCase):
 
     def make(
         self,
-        table: dict[str, float | None] | None = None,
+        table: dict[str, Any] | None = None,
         *,
         configured: tuple[str, ...] = (),
+        versions: tuple[str, ...] = (V04,),
         mode: str = "up",
         seed: int = 1,
         hold_measure: bool = False,
         **values: Any,
     ) -> AutopeerService:
         table = latencies() if table is None else table
-        node = FakeNode(configured)
+        node = FakeNode(configured, versions)
         measure = FakeMeasure(table, hold_measure)
         dialer = FakeDialer(node, mode)
         values.setdefault("Peers", list(table))
@@ -195,6 +231,11 @@ class ServiceCase(SynchronousTestCase):
         )
         self.service, self.node, self.measure, self.dialer = service, node, measure, dialer
         return service
+
+    @property
+    def state(self) -> str:
+        """The state of the first (in these tests usually the only) network's autopeer."""
+        return next(iter(self.service.networks.values())).state
 
     def advance_to(self, until: float) -> None:
         """Start (if needed) and let the clock run to ``until`` seconds, a second a step."""
@@ -255,8 +296,8 @@ class PeerListTests(SynchronousTestCase):
 
     def test_service_uses_builtin_list_unless_overridden(self) -> None:
         node = FakeNode()
-        builtin = AutopeerService(node, config(), builtin=glue.BUILTIN_PEERS)
-        self.assertEqual(builtin.source, "the built-in list")
+        builtin = AutopeerService(node, config(), builtin=glue.BUILTIN_LISTS)
+        self.assertEqual(builtin.source, "the built-in list (v0.4: peers.txt)")
         self.assertGreaterEqual(len(builtin.candidates), 100)
 
         directory = tempfile.mkdtemp(prefix="ygg-autopeer-")
@@ -266,7 +307,7 @@ class PeerListTests(SynchronousTestCase):
         both = AutopeerService(
             FakeNode(),
             config(Peers=["tcp://192.0.2.6:6"], PeersFile=str(path)),
-            builtin=glue.BUILTIN_PEERS,
+            builtin=glue.BUILTIN_LISTS,
         )
         self.assertEqual(
             [c.uri for c in both.candidates],
@@ -331,9 +372,24 @@ class PeerListTests(SynchronousTestCase):
         self.assertIn("at commit bcf561e (2022-10-24)", glue.BUILTIN_PEERS.read_text())
         self.assertTrue(lists["0.5"] - lists["0.4"])
 
-    def test_autopeer_still_reads_the_v04_list(self) -> None:
-        service = AutopeerService(FakeNode(), config(), builtin=glue.BUILTIN_PEERS)
-        self.assertEqual({c.version for c in service.candidates}, {"0.4"})
+    def test_each_version_reads_its_own_list(self) -> None:
+        """A node reads the built-in lists of the versions it runs, each on its own: a
+        host on both is a candidate of each version."""
+        counts = {}
+        for versions in ((V04,), (V05,), (V04, V05)):
+            service = AutopeerService(
+                FakeNode(versions=versions), config(), builtin=glue.BUILTIN_LISTS
+            )
+            self.assertEqual({c.version for c in service.candidates}, set(versions))
+            counts[versions] = len(service.candidates)
+            for version in versions:
+                network = service.networks[version]
+                self.assertEqual({c.version for c in network.candidates}, {version})
+        self.assertEqual(counts[(V04, V05)], counts[(V04,)] + counts[(V05,)])
+        both = AutopeerService(FakeNode(versions=(V04, V05)), config(), builtin=glue.BUILTIN_LISTS)
+        self.assertEqual(both.source, "the built-in list (v0.4: peers.txt, v0.5: peers-v05.txt)")
+        uris = Counter(c.uri for c in both.candidates)
+        self.assertTrue(any(n == 2 for n in uris.values()))  # hosts that moved to 0.5
 
 
 def load_compile_peers() -> dict[str, Any]:
@@ -544,10 +600,12 @@ class StartTests(ServiceCase):
         self.assertEqual(len(self.measure.calls), 1)
         self.assertEqual(len(self.dialer.dialled), 1)
         self.assertIn(self.dialer.uris[0], {uri(i) for i in range(CLOSEST)})
-        self.assertEqual(self.service.state, "connected")
+        self.assertEqual(self.state, "connected")
         (choice,) = [m for m in self.logged("info") if "chose" in m]
         latency = latencies()[self.dialer.uris[0]] * 1000  # type: ignore[operator]
-        self.assertIn(f"Autopeering: chose {self.dialer.uris[0]} ({latency:.1f} ms;", choice)
+        self.assertIn(
+            f"Autopeering: chose {self.dialer.uris[0]} for v0.4 ({latency:.1f} ms;", choice
+        )
         self.assertIn("30 of 30 peers answered", choice)
 
     def test_configured_peers_get_a_grace_period(self) -> None:
@@ -555,7 +613,7 @@ class StartTests(ServiceCase):
         self.make(configured=(static,))
         self.advance_to(GRACE - 1)
         self.assertEqual(self.dialer.dialled, [])
-        self.assertEqual(self.service.state, "waiting")
+        self.assertEqual(self.state, "waiting")
         self.advance_to(GRACE)
         self.assertEqual([t for t, _ in self.dialer.dialled], [GRACE])
 
@@ -567,7 +625,7 @@ class StartTests(ServiceCase):
         self.advance_to(600)
         self.assertEqual(self.measure.calls, [])
         self.assertEqual(self.dialer.dialled, [])
-        self.assertEqual(self.service.state, "online")
+        self.assertEqual(self.state, "online")
 
     def test_configured_peers_are_never_autopeered(self) -> None:
         table = latencies(12)
@@ -582,7 +640,7 @@ class StartTests(ServiceCase):
     def test_empty_list_idles(self) -> None:
         self.make({}, Peers=["quic://192.0.2.1:1"])
         self.advance_to(120)
-        self.assertEqual(self.service.state, "no peers")
+        self.assertEqual(self.state, "no peers")
         self.assertEqual(self.measure.calls, [])
         self.assertEqual(len(self.logged("error")), 1)
         self.assertEqual(len(self.logged("warn")), 1)  # the skipped entry
@@ -599,7 +657,7 @@ class InternetPeersTests(ServiceCase):
             self.advance_to(1800)
             self.assertEqual(self.measure.calls, [], remote)
             self.assertEqual(self.dialer.dialled, [], remote)
-            self.assertEqual(self.service.state, "online")
+            self.assertEqual(self.state, "online")
             self.service.stopService()
 
     def test_multicast_peers_do_not_count(self) -> None:
@@ -628,12 +686,12 @@ class HealTests(ServiceCase):
         self.node.down(autopeer.link_name(first))  # gone at 25 s; seen gone at 30 s
         self.advance_to(59)
         self.assertEqual(len(self.dialer.dialled), 1)
-        self.assertEqual(self.service.state, "waiting")
+        self.assertEqual(self.state, "waiting")
         self.advance_to(60)
         self.assertEqual([t for t, _ in self.dialer.dialled], [0, 60])
         self.assertEqual(len(self.measure.calls), 2)
         self.assertIn(self.dialer.uris[1], {uri(i) for i in range(CLOSEST)})
-        self.assertEqual(self.service.state, "connected")
+        self.assertEqual(self.state, "connected")
 
     def test_gone_just_after_a_check(self) -> None:
         self.make()
@@ -662,7 +720,7 @@ class HealTests(ServiceCase):
         self.node.up(name)  # the core's quick redial brought it back
         self.advance_to(300)
         self.assertEqual(len(self.dialer.dialled), 1)
-        self.assertEqual(self.service.state, "connected")
+        self.assertEqual(self.state, "connected")
 
     def test_failed_dial_retried_after_the_grace_and_logged_once(self) -> None:
         self.make(mode="refuse")
@@ -675,11 +733,11 @@ class HealTests(ServiceCase):
         self.assertEqual(len(self.logged("warn")), 1)
         self.assertIn("connection refused", self.logged("warn")[0])
         self.assertEqual(len([m for m in self.logged("info") if "chose" in m]), 4)
-        self.assertEqual(self.service.state, "waiting")
+        self.assertEqual(self.state, "waiting")
 
         self.dialer.mode = "up"
         self.advance_to(120)
-        self.assertEqual(self.service.state, "connected")
+        self.assertEqual(self.state, "connected")
         self.node.down(autopeer.link_name(self.dialer.uris[-1]))
         self.dialer.mode = "refuse"
         self.advance_to(200)
@@ -714,16 +772,16 @@ class OneAtATimeTests(ServiceCase):
         self.advance_to(600)
         self.assertEqual(len(self.dialer.dialled), 1)
         self.assertEqual(len(self.measure.calls), 1)
-        self.assertEqual(self.service.state, "dialing")
+        self.assertEqual(self.state, "dialing")
 
     def test_no_new_pick_while_measuring(self) -> None:
         self.make(hold_measure=True)
         self.advance_to(600)
         self.assertEqual(len(self.measure.calls), 1)
-        self.assertEqual(self.service.state, "measuring")
+        self.assertEqual(self.state, "measuring")
         self.measure.pending[0].callback(measurements(latencies()))
         self.assertEqual(len(self.dialer.dialled), 1)
-        self.assertEqual(self.service.state, "connected")
+        self.assertEqual(self.state, "connected")
 
     def test_internet_peer_up_while_measuring(self) -> None:
         self.make(hold_measure=True)
@@ -731,7 +789,7 @@ class OneAtATimeTests(ServiceCase):
         self.node.up("tcp://203.0.113.5:41234", inbound=True)
         self.measure.pending[0].callback(measurements(latencies()))
         self.assertEqual(self.dialer.dialled, [])
-        self.assertEqual(self.service.state, "online")
+        self.assertEqual(self.state, "online")
         self.advance_to(600)
         self.assertEqual(len(self.measure.calls), 1)
 
@@ -747,7 +805,7 @@ class OneAtATimeTests(ServiceCase):
         self.service.stopService()
         self.assertEqual(self.measure.cancelled, 1)
         self.assertEqual(self.events, [e for e in self.events if e["log_level"].name == "info"])
-        self.assertEqual(self.service.state, "stopped")
+        self.assertEqual(self.state, "stopped")
         self.node.reactor.advance(600)
         self.assertEqual(self.dialer.dialled, [])
 
@@ -757,150 +815,294 @@ class AdminTests(ServiceCase):
         service = self.make(latencies(12, dead=(3,)))
         self.assertIsNone(self.node.admin.lookup("getAutopeer"))  # registered at start
         reply = service.describe()
-        self.assertEqual(reply["state"], "stopped")
-        self.assertEqual(reply["uri"], "")
-        self.assertIsNone(reply["latency_ms"])
+        self.assertEqual(list(reply["networks"]), [V04])
+        network = reply["networks"][V04]
+        self.assertEqual(network["state"], "stopped")
+        self.assertEqual(network["uri"], "")
+        self.assertIsNone(network["latency_ms"])
         self.assertEqual(reply["measurements"], [])
+        self.assertEqual(reply["quarantined"], [])
 
         self.advance_to(7)
         reply = self.successResultOf(self.node.call_admin("getAutopeer"))
         chosen = self.dialer.uris[0]
-        self.assertEqual(reply["state"], "connected")
-        self.assertEqual(reply["uri"], chosen)
-        self.assertEqual(reply["latency_ms"], round(latencies()[chosen] * 1000, 3))  # type: ignore[operator]
-        self.assertEqual(reply["chosen_ago"], 7)
-        self.assertEqual(reply["measured_ago"], 7)
+        network = reply["networks"][V04]
+        self.assertEqual(network["state"], "connected")
+        self.assertEqual(network["uri"], chosen)
+        self.assertEqual(network["latency_ms"], round(latencies()[chosen] * 1000, 3))  # type: ignore[operator]
+        self.assertEqual(network["chosen_ago"], 7)
+        self.assertEqual(network["measured_ago"], 7)
+        self.assertEqual(network["candidates"], 12)
+        self.assertEqual(network["answered"], 11)
         self.assertEqual(reply["pick"], "random")
         self.assertEqual(reply["list_size"], 12)
-        self.assertEqual(reply["answered"], 11)
         rows = reply["measurements"]
         self.assertEqual(len(rows), 12)
-        self.assertEqual(rows[0], {"uri": uri(0), "latency_ms": 1.0, "error": ""})
+        self.assertEqual(rows[0], {"version": V04, "uri": uri(0), "latency_ms": 1.0, "error": ""})
         self.assertEqual(rows[-1]["uri"], uri(3))
         self.assertIsNone(rows[-1]["latency_ms"])
         self.assertEqual(self.node.admin.lookup("getAutopeer").table, "measurements")
 
 
-# -- the probe ------------------------------------------------------------------------------
+# -- versions -------------------------------------------------------------------------------
 
 
-class FakeEndpoint:
-    def __init__(self, probe: ProbeTests, host: str, port: int) -> None:
-        self.probe, self.target = probe, (host, port)
-
-    def connect(self, factory: Any) -> Deferred[Any]:
-        d: Deferred[Any] = Deferred(lambda d: self.probe.cancelled.append(self.target))
-        self.probe.connecting[self.target] = (d, factory)
-        return d
+def tagged(table: dict[str, Any], tags: dict[str, str]) -> list[str]:
+    """The table's URIs as list lines, those in ``tags`` followed by their tag."""
+    return [f"{u} v{tags[u]}" if u in tags else u for u in table]
 
 
-@implementer(IHostnameResolver)
-class FakeResolver:
-    def __init__(self, answers: dict[str, list[Any]]) -> None:
-        self.answers = answers
+class VersionTests(ServiceCase):
+    """One autopeer per running version, chosen among the peers of that version."""
 
-    def resolveHostName(self, receiver: Any, hostName: str, *args: Any, **kwargs: Any) -> Any:
-        receiver.resolutionBegan(None)
-        for address in self.answers.get(hostName, []):
-            receiver.addressResolved(address)
-        receiver.resolutionComplete()
+    def table(self) -> dict[str, Any]:
+        """Peers 0–9 serve v0.4 only, 10–19 v0.5 only (each refuses the other version,
+        as Go nodes do); 20–29 do not answer."""
+        table: dict[str, Any] = {}
+        for i in range(30):
+            latency = (i + 1) / 1000
+            if i < 10:
+                table[uri(i)] = {V04: latency, V05: ProbeError.VERSION}
+            elif i < 20:
+                table[uri(i)] = {V04: ProbeError.VERSION, V05: latency}
+            else:
+                table[uri(i)] = None
+        return table
+
+    def test_a_dual_node_keeps_one_peer_of_each_version(self) -> None:
+        self.make(self.table(), versions=(V04, V05))
+        self.advance_to(0)
+        self.assertEqual(sorted(self.measure.versions), [V04, V05])
+        by_version = dict(zip(self.dialer.versions, self.dialer.uris, strict=True))
+        self.assertIn(by_version[V04], {uri(i) for i in range(10)})
+        self.assertIn(by_version[V05], {uri(i) for i in range(10, 20)})
+        self.assertEqual({n.state for n in self.service.networks.values()}, {"connected"})
+        self.advance_to(600)
+        self.assertEqual(len(self.dialer.dialled), 2)
+        # Its v0.5 peer gone, only v0.5 is autopeered again.
+        self.node.down(autopeer.link_name(by_version[V05]))
+        self.advance_to(650)
+        self.assertEqual(self.dialer.versions, [V04, V05, V05])
+        self.assertIn(self.dialer.uris[-1], {uri(i) for i in range(10, 20)})
+
+    def test_single_version_nodes(self) -> None:
+        for version, serving in ((V04, range(10)), (V05, range(10, 20))):
+            self.make(self.table(), versions=(version,))
+            self.advance_to(0)
+            self.assertEqual(self.measure.versions, [version])
+            self.assertEqual(self.dialer.versions, [version])
+            self.assertIn(self.dialer.uris[0], {uri(i) for i in serving})
+            self.service.stopService()
+
+    def test_an_internet_peer_counts_for_its_version_only(self) -> None:
+        self.make(self.table(), versions=(V04, V05))
+        self.node.up("tcp://203.0.113.5:41234", inbound=True, version=V05)
+        self.advance_to(300)
+        self.assertEqual(self.dialer.versions, [V04])
+        self.assertEqual(self.service.networks[V05].state, "online")
+
+    def test_tags_decide_and_untagged_peers_are_probed_for_each_version(self) -> None:
+        table = self.table()
+        tags = {uri(0): V04, uri(10): V05, uri(11): V04}  # uri(11) is tagged wrong
+        self.make(table, versions=(V04, V05), Peers=tagged(table, tags))
+        self.advance_to(0)
+        asked = dict(zip(self.measure.versions, self.measure.calls, strict=True))
+        v04 = {c.uri for c in asked[V04]}
+        v05 = {c.uri for c in asked[V05]}
+        self.assertIn(uri(0), v04)
+        self.assertNotIn(uri(0), v05)
+        self.assertIn(uri(10), v05)
+        self.assertNotIn(uri(10), v04)
+        self.assertIn(uri(11), v04)  # the wrong tag: probed for v0.4, and refuses it
+        self.assertNotIn(uri(11), v05)
+        self.assertEqual(v04 & v05, {uri(i) for i in (*range(1, 10), *range(12, 30))})
+        quarantined = {(e.uri, e.version) for e in self.service.quarantine.active()}
+        self.assertIn((uri(11), V04), quarantined)
+        self.assertIn((uri(1), V05), quarantined)
+        self.assertIn((uri(12), V04), quarantined)
+        self.assertNotIn((uri(1), V04), quarantined)
+
+    def test_a_network_without_candidates_idles(self) -> None:
+        table = {uri(0): 0.001}
+        self.make(table, versions=(V04, V05), Peers=[f"{uri(0)} v0.4"])
+        self.advance_to(120)
+        self.assertEqual(self.service.networks[V05].state, "no peers")
+        self.assertEqual(self.dialer.versions, [V04])
+        (error,) = self.logged("error")
+        self.assertIn("no v0.5 peers to choose from in Autopeering.Peers", error)
 
 
-class ProbeTests(SynchronousTestCase):
+class QuarantineTests(ServiceCase):
+    def test_a_refusing_peer_sits_out_its_window_then_backs_off(self) -> None:
+        """Peer 0 answers v0.4 fastest but refuses the version: never chosen, probed
+        again only when its window ends, each window twice the last, one line each."""
+        table: dict[str, Any] = latencies(12)
+        table[uri(0)] = ProbeError.VERSION
+        self.make(table, mode="refuse")  # no peer ever connects: a pick every 30 s
+        windows = []
+        t = 0.0
+        while len(windows) < 4:
+            self.advance_to(t)
+            entry = self.service.quarantine.entries.get((uri(0), V04))
+            if entry is not None and (not windows or windows[-1][1] != entry.until):
+                windows.append((t, entry.until, entry.strikes))
+            t += 10
+        self.assertNotIn(uri(0), self.dialer.uris)
+        self.assertEqual([s for _, _, s in windows], [1, 2, 3, 4])
+        self.assertEqual(
+            [until - start for start, until, _ in windows],
+            [QUARANTINE, 2 * QUARANTINE, 4 * QUARANTINE, 8 * QUARANTINE],
+        )
+        probed = [
+            t
+            for t, calls in zip(self.dialer_times(), self.measure.calls, strict=False)
+            if uri(0) in {c.uri for c in calls}
+        ]
+        self.assertEqual(probed, [start for start, _, _ in windows])
+        lines = [m for m in self.logged("info") if "is not chosen" in m]
+        self.assertEqual(len(lines), 4)
+        self.assertIn(f"{uri(0)} is not chosen for v0.4 for 600 s: refused: version", lines[0])
+        self.assertIn("for 1200 s", lines[1])
+
+    def dialer_times(self) -> list[float]:
+        return [t for t, _ in self.dialer.dialled]
+
+    def test_the_window_has_a_ceiling(self) -> None:
+        clock = Clock()
+        quarantine = autopeer.Quarantine(clock)
+        for _ in range(12):
+            entry = quarantine.add(uri(0), V05, "remote speaks v0.4, not v0.5")
+            clock.advance(entry.until - clock.seconds())
+        self.assertEqual(entry.until - clock.seconds(), 0)
+        self.assertEqual(entry.strikes, 12)
+        last = quarantine.add(uri(0), V05, "again")
+        self.assertEqual(last.until - clock.seconds(), QUARANTINE_MAX)
+        self.assertTrue(quarantine.holds(uri(0), V05))
+        self.assertFalse(quarantine.holds(uri(0), V04))
+
+    def test_key_and_handshake_refusals_too_but_not_a_dead_peer(self) -> None:
+        table: dict[str, Any] = latencies(12)
+        table[uri(0)] = ProbeError.KEY
+        table[uri(1)] = ProbeError.HANDSHAKE
+        table[uri(2)] = ProbeError.TIMEOUT
+        table[uri(3)] = ProbeError.UNREACHABLE
+        self.make(table)
+        self.advance_to(0)
+        held = {e.uri for e in self.service.quarantine.active()}
+        self.assertEqual(held, {uri(0), uri(1)})
+        self.assertEqual(
+            self.successResultOf(self.node.call_admin("getAutopeer"))["quarantined"][0]["uri"],
+            uri(0),
+        )
+
+    def test_fastest_mode_honours_the_quarantine(self) -> None:
+        table: dict[str, Any] = latencies(12)
+        table[uri(0)] = ProbeError.VERSION
+        self.make(table, Pick="fastest", mode="refuse")
+        self.advance_to(95)
+        self.assertEqual(self.dialer.uris, [uri(1)] * 4)
+
+
+class SettleTests(ServiceCase):
+    def test_a_link_that_drops_within_seconds_is_quarantined(self) -> None:
+        self.make(latencies(12))
+        self.advance_to(0)
+        first = self.dialer.uris[0]
+        self.advance_to(3)
+        self.node.down(autopeer.link_name(first))
+        self.advance_to(SETTLE)
+        (entry,) = self.service.quarantine.active()
+        self.assertEqual((entry.uri, entry.version), (first, V04))
+        self.assertIn("dropped within 10 s of connecting", entry.reason)
+        self.advance_to(SETTLE + GRACE + 10)
+        self.assertEqual(len(self.dialer.dialled), 2)
+        self.assertNotEqual(self.dialer.uris[1], first)
+        self.assertNotIn(first, [c.uri for c in self.measure.calls[1]])
+
+    def test_dropped_and_back_is_quarantined_too(self) -> None:
+        self.make(latencies(12))
+        self.advance_to(0)
+        name = autopeer.link_name(self.dialer.uris[0])
+        self.advance_to(4)
+        self.node.down(name)
+        self.node.up(name)  # the link layer's quick redial
+        self.advance_to(SETTLE)
+        (entry,) = self.service.quarantine.active()
+        self.assertIn("dropped within 10 s and came back", entry.reason)
+
+    def test_a_link_up_in_the_other_version_is_quarantined(self) -> None:
+        self.make(latencies(12), versions=(V04, V05), Peers=[f"{u} v0.5" for u in latencies(12)])
+        self.dialer.mode = "hold"
+        self.advance_to(0)
+        (dialing,) = [d for d in (self.service.networks[V05]._dialing,) if d is not None]
+        chosen = self.dialer.uris[0]
+        self.node.up(autopeer.link_name(chosen), version=V04)  # a dual remote answered v0.4
+        dialing.callback(None)
+        self.advance_to(SETTLE)
+        (entry,) = self.service.quarantine.active()
+        self.assertEqual((entry.uri, entry.version), (chosen, V05))
+        self.assertEqual(entry.reason, "the link came up in v0.4")
+
+    def test_a_link_that_stays_is_not(self) -> None:
+        self.make(latencies(12))
+        self.advance_to(3600)
+        self.assertEqual(self.service.quarantine.entries, {})
+
+
+# -- measuring with the node's probe ----------------------------------------------------------
+
+
+class HandshakeProbeTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.clock = Clock()
-        self.connecting: dict[tuple[str, int], tuple[Deferred[Any], Any]] = {}
-        self.cancelled: list[tuple[str, int]] = []
-        self.resolving: dict[str, Deferred[str]] = {}
-        self.probe = TCPProbe(
-            self.clock,
-            concurrency=3,
-            resolve=self.resolve,
-            endpoint=lambda h, p: FakeEndpoint(self, h, p),
-        )
+        self.probing: dict[str, Deferred[float]] = {}
+        self.asked: list[tuple[str, str, float]] = []
+        self.cancelled: list[str] = []
+        self.probe = HandshakeProbe(self.probe_peer, timeout=5.0, concurrency=3)
 
-    def resolve(self, host: str) -> Deferred[str]:
-        if host.startswith("192.0.2."):
-            return succeed(host)
-        d: Deferred[str] = Deferred(lambda d: self.cancelled.append((host, 0)))
-        self.resolving[host] = d
+    def probe_peer(self, uri: str, version: str, timeout: float) -> Deferred[float]:
+        self.asked.append((uri, version, timeout))
+        if uri == "tcp://bad":
+            raise ValueError("not a URI")
+        d: Deferred[float] = Deferred(lambda d: self.cancelled.append(uri))
+        self.probing[uri] = d
         return d
 
-    def connect(self, target: tuple[str, int]) -> None:
-        d, factory = self.connecting.pop(target)
-        protocol = factory.buildProtocol(None)
-        transport = StringTransport()
-        protocol.makeConnection(transport)
-        self.assertTrue(transport.disconnecting)  # closed at once, nothing sent
-        self.assertEqual(transport.value(), b"")
-        d.callback(protocol)
-
-    def test_latency_bounded_concurrency_timeout_and_refusal(self) -> None:
+    def test_bounded_concurrency_latency_and_failures(self) -> None:
         candidates = [Candidate(uri(i), f"192.0.2.{i}", 1000 + i) for i in range(5)]
-        result = self.probe(candidates)
-        self.assertEqual(len(self.connecting), 3)  # at most 3 at a time
-        self.clock.advance(0.025)
-        self.connect(("192.0.2.1", 1001))
-        self.assertEqual(len(self.connecting), 3)  # the fourth started
-        self.clock.advance(0.010)
-        d, _ = self.connecting.pop(("192.0.2.2", 1002))
-        d.errback(ConnectionRefusedError())
-        self.clock.advance(0.040)
-        self.connect(("192.0.2.3", 1003))
-        self.clock.advance(3.0)  # 0 and 4 time out
+        result = self.probe(candidates, V05)
+        self.assertEqual(len(self.probing), 3)  # at most 3 at a time
+        self.assertEqual({(v, t) for _, v, t in self.asked}, {(V05, 5.0)})
+        self.probing.pop(uri(1)).callback(0.025)
+        self.assertEqual(len(self.probing), 3)  # the fourth started
+        self.probing.pop(uri(2)).errback(
+            ProbeError(ProbeError.VERSION, "remote speaks v0.4, not v0.5")
+        )
+        self.probing.pop(uri(0)).errback(ProbeError(ProbeError.TIMEOUT, "no handshake"))
+        self.probing.pop(uri(3)).errback(ConnectionRefusedError())
+        self.probing.pop(uri(4)).callback(0.050)
         measured = self.successResultOf(result)
         self.assertEqual([m.candidate.uri for m in measured], [uri(i) for i in range(5)])
-        by_uri = {m.candidate.uri: m for m in measured}
-        self.assertAlmostEqual(by_uri[uri(1)].latency, 0.025)  # type: ignore[arg-type]
-        self.assertAlmostEqual(by_uri[uri(3)].latency, 0.050)  # type: ignore[arg-type]
-        self.assertIsNone(by_uri[uri(2)].latency)
-        self.assertIn("refused", by_uri[uri(2)].error)
-        for i in (0, 4):
-            self.assertIsNone(by_uri[uri(i)].latency)
-            self.assertEqual(by_uri[uri(i)].error, "timed out")
-        self.assertEqual(sorted(self.cancelled), [("192.0.2.0", 1000), ("192.0.2.4", 1004)])
+        self.assertEqual(measured[1].latency, 0.025)
+        self.assertEqual(measured[4].latency, 0.050)
+        self.assertEqual(
+            (measured[2].latency, measured[2].kind, measured[2].refused),
+            (None, "version", True),
+        )
+        self.assertEqual(measured[2].error, "remote speaks v0.4, not v0.5")
+        self.assertEqual((measured[0].kind, measured[0].refused), ("timeout", False))
+        self.assertEqual((measured[3].kind, measured[3].refused), ("", False))
+        self.assertIn("refused", measured[3].error)
 
-    def test_resolution_is_not_timed_but_counts_against_the_timeout(self) -> None:
-        result = self.probe(
-            [
-                Candidate("tls://a.example:1", "a.example", 1),
-                Candidate("tls://b.example:2", "b.example", 2),
-                Candidate("tls://c.example:3", "c.example", 3),
-            ]
-        )
-        self.clock.advance(1.0)
-        self.resolving.pop("a.example").callback("198.51.100.1")
-        self.resolving.pop("b.example").errback(DNSLookupError("lookup b.example: no such host"))
-        self.clock.advance(0.030)
-        self.connect(("198.51.100.1", 1))
-        self.clock.advance(2.0)  # c.example never resolves: 3 s in all
-        a, b, c = self.successResultOf(result)
-        self.assertAlmostEqual(a.latency, 0.030)  # type: ignore[arg-type]
-        self.assertIsNone(b.latency)
-        self.assertIn("no such host", b.error)
-        self.assertEqual((c.latency, c.error), (None, "timed out"))
-        self.assertEqual(self.cancelled, [("c.example", 0)])
+    def test_a_probe_that_raises_is_a_failed_measurement(self) -> None:
+        (m,) = self.successResultOf(self.probe([Candidate("tcp://bad", "bad", 1)], V04))
+        self.assertEqual((m.latency, m.error), (None, "not a URI"))
 
-    def test_default_resolution_picks_the_address_the_node_dials(self) -> None:
-        reactor = Clock()
-        reactor.nameResolver = FakeResolver(  # type: ignore[attr-defined]
-            {
-                "dual.example": [
-                    IPv6Address("TCP", "2001:db8::1", 0),
-                    IPv4Address("TCP", "192.0.2.9", 0),
-                ],
-                "v6.example": [IPv6Address("TCP", "2001:db8::2", 0)],
-            }
-        )
-        probe = TCPProbe(  # as the node resolves (INode.resolve_dial_address)
-            reactor, resolve=lambda host: resolve_dial_address(reactor, host, DNSLookupError)
-        )
-        self.assertEqual(self.successResultOf(probe.resolve("dual.example")), "192.0.2.9")
-        self.assertEqual(self.successResultOf(probe.resolve("v6.example")), "2001:db8::2")
-        self.assertEqual(self.successResultOf(probe.resolve("2001:db8::3")), "2001:db8::3")
-        self.failureResultOf(probe.resolve("nx.example"), DNSLookupError)
-        self.assertIsInstance(probe.endpoint("2001:db8::2", 1), TCP6ClientEndpoint)
-        self.assertIsInstance(probe.endpoint("192.0.2.9", 1), TCP4ClientEndpoint)
+    def test_cancel(self) -> None:
+        result = self.probe([Candidate(uri(i), "h", i) for i in range(2)], V04)
+        result.cancel()
+        self.assertEqual(sorted(self.cancelled), [uri(0), uri(1)])
+        self.assertEqual([m.latency for m in self.successResultOf(result)], [None, None])
 
 
 # -- the feature ----------------------------------------------------------------------------
@@ -936,11 +1138,11 @@ class FeatureTests(SynchronousTestCase):
         )
         self.assertEqual(flags, {"useconffile": "x", "autopeer": True})
 
-    def test_make_service_uses_the_builtin_list(self) -> None:
-        service = glue.feature.makeService(FakeNode(), config())
+    def test_make_service_uses_the_builtin_lists(self) -> None:
+        service = glue.feature.makeService(FakeNode(versions=(V04, V05)), config())
         self.assertIsInstance(service, AutopeerService)
-        self.assertEqual(service.source, "the built-in list")
-        self.assertEqual(service.state, "stopped")
+        self.assertTrue(service.source.startswith("the built-in list (v0.4: peers.txt, v0.5"))
+        self.assertEqual({n.state for n in service.networks.values()}, {"stopped"})
 
     def test_cheap_to_import(self) -> None:
         done = subprocess.run(

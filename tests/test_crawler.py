@@ -45,10 +45,12 @@ from ygg.popura.crawler import command as cli
 from ygg.popura.crawler import feature as crawler_feature
 from ygg.popura.crawler.service import (
     CACHE_FOR,
+    V05_NETWORK,
     Crawl,
     Crawler,
     CrawlerService,
     parse_coords,
+    parse_count,
 )
 from ygg.sim.network import SimNetwork
 
@@ -86,9 +88,11 @@ class FakeMesh:
         delay: float = 0.05,
         fail_first: dict[tuple[str, bytes], int] | None = None,
         coords: dict[bytes, str] | None = None,
+        versions: tuple[str, ...] = ("0.4",),
     ) -> None:
         self.reactor = clock
         self.public_key = me
+        self.running = versions
         self.peer_map = peers
         self.dht_map = dht or {}
         self.silent = set(silent)
@@ -139,16 +143,36 @@ class FakeMesh:
         else:
             d.callback(value)
 
-    def remote_get_self(self, key: bytes) -> Deferred:
-        return self._ask("self", key, {"key": key.hex(), "coords": self.coords.get(key, "[1]")})
+    def versions(self) -> tuple[str, ...]:
+        return self.running
 
-    def remote_get_peers(self, key: bytes) -> Deferred:
+    def _network(self, version: str | None) -> None:
+        # The crawler asks each network by name, one the node runs.
+        if version not in self.running:
+            raise AssertionError(f"asked v{version}, the node runs {self.running}")
+
+    def remote_get_self(self, key: bytes, version: str | None = None) -> Deferred:
+        self._network(version)
+        if version == "0.5":
+            reply = {"key": key.hex(), "routing_entries": self.coords.get(key, "7")}
+        else:
+            reply = {"key": key.hex(), "coords": self.coords.get(key, "[1]")}
+        return self._ask("self", key, reply)
+
+    def remote_get_peers(self, key: bytes, version: str | None = None) -> Deferred:
+        self._network(version)
         return self._ask("peers", key, list(self.peer_map.get(key, [])))
 
-    def remote_get_dht(self, key: bytes) -> Deferred:
+    def remote_get_dht(self, key: bytes, version: str | None = None) -> Deferred:
+        self._network(version)
         return self._ask("dht", key, list(self.dht_map.get(key, [])))
 
-    def get_node_info(self, key: bytes) -> Deferred:
+    def remote_get_tree(self, key: bytes) -> Deferred:
+        self._network("0.5")
+        return self._ask("tree", key, list(self.dht_map.get(key, [])))
+
+    def get_node_info(self, key: bytes, version: str | None = None) -> Deferred:
+        self._network(version)
         return self._ask("nodeinfo", key, {"name": f"node-{key.hex()[:8]}"})
 
     # -- what was asked ---------------------------------------------------------------------------
@@ -248,6 +272,8 @@ class WalkTests(SynchronousTestCase):
                 "nodes_failed": 3,
                 "nodeinfo_successful": 30,
                 "nodeinfo_failed": 0,
+                "version": "0.4",
+                "crawler": nodes[0].hex(),
             },
         )
         # As the admin socket writes it (Go's encoder) and back.
@@ -529,18 +555,26 @@ class SimulatedRouters:
         self.reactor.callLater(0.05, lambda: d.callback(read(node.router, node.index)))
         return d
 
-    def remote_get_self(self, key: bytes) -> Deferred:
+    def remote_get_self(self, key: bytes, version: str | None = None) -> Deferred:
+        if version == "0.5":
+            return self._answer(
+                key,
+                lambda r, i: {"key": key.hex(), "routing_entries": str(len(r.get_tree()))},
+            )
         return self._answer(
             key, lambda r, i: {"key": key.hex(), "coords": go_coords(r.get_self().coords)}
         )
 
-    def remote_get_peers(self, key: bytes) -> Deferred:
+    def remote_get_peers(self, key: bytes, version: str | None = None) -> Deferred:
         return self._answer(key, lambda r, i: [p.key for p in r.get_peers()])
 
-    def remote_get_dht(self, key: bytes) -> Deferred:
+    def remote_get_dht(self, key: bytes, version: str | None = None) -> Deferred:
         return self._answer(key, lambda r, i: [d.key for d in r.get_dht()])
 
-    def get_node_info(self, key: bytes) -> Deferred:
+    def remote_get_tree(self, key: bytes) -> Deferred:
+        return self._answer(key, lambda r, i: [t.key for t in r.get_tree()])
+
+    def get_node_info(self, key: bytes, version: str | None = None) -> Deferred:
         return self._answer(key, lambda r, i: {"index": i})
 
 
@@ -574,6 +608,104 @@ class SimulatedNetworkTests(SynchronousTestCase):
         self.assertEqual(node.asked, 4 * 30)
 
 
+class V05WalkTests(SynchronousTestCase):
+    """The v0.5 crawl: the same walk over v0.5's questions (getSelf, getPeers, getTree,
+    NodeInfo, each asked of the v0.5 network), in getTreeCrawl's shape."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(1_700_000_000)
+
+    def test_thirty_nodes_over_v05(self) -> None:
+        mesh, nodes, silent = thirty_node_mesh(self.clock, versions=("0.4", "0.5"))
+        mesh.coords = {k: str(i + 2) for i, k in enumerate(nodes)}  # routing_entries
+        crawler = Crawler(mesh, network=V05_NETWORK, rng=MiddleRandom())
+        result = run_until_fired(self.clock, crawler.crawl())
+        self.assertEqual(list(result), ["tree_crawl"])
+        report = result["tree_crawl"]
+        topology = report["topology"]
+        self.assertEqual(sorted(topology), sorted(k.hex() for k in nodes + silent))
+        for i, key in enumerate(nodes):
+            entry = topology[key.hex()]
+            self.assertEqual(
+                list(entry),
+                ["ipv6_addr", "ipv6_subnet", "routing_entries", "found", "peers", "tree"],
+            )
+            self.assertTrue(entry["found"])
+            self.assertEqual(entry["routing_entries"], i + 2)
+            self.assertEqual(entry["peers"], [k.hex() for k in mesh.peer_map[key]])
+            self.assertEqual(entry["tree"], [k.hex() for k in mesh.dht_map[key]])
+            for kind in ("self", "peers", "tree", "nodeinfo"):
+                self.assertEqual(len(mesh.asked(kind, key)), 1, (kind, key.hex()))
+            self.assertEqual(mesh.asked("dht", key), [])
+        for key in silent:
+            self.assertEqual(
+                topology[key.hex()],
+                {
+                    "ipv6_addr": addr.format_address(addr.address_for_key(key)),
+                    "ipv6_subnet": addr.format_subnet(addr.subnet_for_key(key)),
+                    "routing_entries": 0,
+                    "found": False,
+                    "peers": [],
+                    "tree": [],
+                },
+            )
+        meta = report["meta"]
+        self.assertEqual(
+            {k: meta[k] for k in ("nodes_attempted", "nodes_successful", "nodes_failed")},
+            {"nodes_attempted": 33, "nodes_successful": 30, "nodes_failed": 3},
+        )
+        self.assertEqual((meta["version"], meta["crawler"]), ("0.5", nodes[0].hex()))
+        # What the map makes of it: every node on v0.5, the crawler marked by meta alone.
+        from ygg.popura.crawler import map as crawl_map
+
+        cmap = crawl_map.crawl_map([result])
+        self.assertEqual(cmap.versions(), {"0.5": 33})
+        self.assertEqual(cmap.crawler.key, nodes[0].hex())  # type: ignore[union-attr]
+
+    def test_same_bounds_as_v04(self) -> None:
+        """Places, tries and the deadline are the walk's, whichever the network."""
+        me, dead = make_keys(2)
+        mesh = FakeMesh(self.clock, me, {me: [dead]}, silent={dead}, versions=("0.5",))
+        crawler = Crawler(mesh, network=V05_NETWORK, rng=MiddleRandom())
+        report = run_until_fired(self.clock, crawler.crawl())["tree_crawl"]
+        first, second, third = mesh.asked("self", dead)
+        self.assertAlmostEqual(second - first, TIMEOUT + 1.5)
+        self.assertAlmostEqual(third - second, TIMEOUT + 60.5)
+        self.assertFalse(report["topology"][dead.hex()]["found"])
+        mesh, _, _ = thirty_node_mesh(Clock(), versions=("0.5",))
+        run_until_fired(mesh.reactor, Crawler(mesh, network=V05_NETWORK, concurrency=4).crawl())
+        self.assertEqual(mesh.max_keys_in_flight, 4)
+
+    def test_routing_entries(self) -> None:
+        for text, count in (("5", 5), ("0", 0), ("-3", 0), ("x", 0), (None, 0), (True, 0)):
+            self.assertEqual(parse_count(text), count, text)
+
+    def test_walk_a_converged_simulated_v05_network(self) -> None:
+        """30 v0.5 routers in a ring with chords: every node found, with the peers and
+        tree keys its router holds."""
+        edges = {(i, (i + 1) % 30) for i in range(30)} | {
+            (i, (i + 5) % 30) for i in range(0, 30, 3)
+        }
+        net = SimNetwork.from_edges(30, sorted(edges), seed=3, protocol="0.5")
+        net.run_until(net.converged, timeout=120, settle=1.0)
+        node = SimulatedRouters(net, me=7)
+        results: list[Any] = []
+        Crawler(node, network=V05_NETWORK).crawl().addCallback(results.append)
+        while not results:
+            net.run(0.05)
+        report = results[0]["tree_crawl"]
+        self.assertEqual(report["meta"]["nodes_successful"], 30)
+        for sim_node in net.nodes:
+            entry = report["topology"][sim_node.public.hex()]
+            router = sim_node.router
+            self.assertEqual(
+                sorted(entry["peers"]), sorted({p.key.hex() for p in router.get_peers()})
+            )
+            self.assertEqual(sorted(entry["tree"]), sorted(t.key.hex() for t in router.get_tree()))
+            self.assertEqual(entry["routing_entries"], len(router.get_tree()))
+
+
 class CoordsTests(SynchronousTestCase):
     def test_parse(self) -> None:
         self.assertEqual(parse_coords("[]"), [])
@@ -605,6 +737,33 @@ class ServiceTests(SynchronousTestCase):
         self.assertTrue(progress[0]["running"])
         result = run_until_fired(self.clock, d)
         self.assertEqual(result["dht_crawl"]["meta"]["nodes_successful"], 30)
+
+    def test_one_crawler_per_network(self) -> None:
+        """A dual node has both crawls, each with its methods; a v0.5 node only
+        getTreeCrawl."""
+        for versions, methods in (
+            (("0.4",), {"getdhtcrawl", "getdhtcrawlprogress"}),
+            (("0.5",), {"gettreecrawl", "gettreecrawlprogress"}),
+            (
+                ("0.4", "0.5"),
+                {"getdhtcrawl", "getdhtcrawlprogress", "gettreecrawl", "gettreecrawlprogress"},
+            ),
+        ):
+            mesh, _, _ = thirty_node_mesh(Clock(), versions=versions)
+            service = CrawlerService(mesh, DHTCrawlerConfig(enable=True))
+            service.startService()
+            self.assertEqual({e["command"] for e in mesh.registry.list_entries()}, methods)
+            service.stopService()
+        mesh, _, _ = thirty_node_mesh(Clock(), versions=("0.4", "0.5"))
+        CrawlerService(mesh, DHTCrawlerConfig(enable=True)).startService()
+        d4, d5 = mesh.call_admin("getDHTCrawl"), mesh.call_admin("getTreeCrawl")
+        self.assertTrue(self.successResultOf(mesh.call_admin("getTreeCrawlProgress"))["running"])
+        five = run_until_fired(mesh.reactor, d5)
+        four = run_until_fired(mesh.reactor, d4)
+        self.assertEqual(four["dht_crawl"]["meta"]["version"], "0.4")
+        self.assertEqual(five["tree_crawl"]["meta"]["version"], "0.5")
+        self.assertEqual(five["tree_crawl"]["meta"]["nodes_successful"], 30)
+        self.assertFalse(self.successResultOf(mesh.call_admin("getTreeCrawlProgress"))["running"])
 
     def test_stop_during_a_crawl(self) -> None:
         service = CrawlerService(self.mesh, DHTCrawlerConfig(enable=True))
@@ -655,19 +814,24 @@ class FeatureTests(SynchronousTestCase):
 
 
 class FakeAdminSocket:
-    """A unix admin socket in a thread: holds the getDHTCrawl reply until it has answered
-    ``progress_before`` progress requests, as a crawl in progress would."""
+    """A unix admin socket in a thread: holds the getDHTCrawl reply (and getTreeCrawl's,
+    ``tree_reply``) until it has answered ``progress_before`` progress requests, as a
+    crawl in progress would.  ``listing``: its reply to ``list`` (else an error)."""
 
     def __init__(
         self,
         path: str,
         *,
         crawl_reply: dict | str,
+        tree_reply: dict | None = None,
+        listing: dict | None = None,
         progress: list[dict] | None = None,
         progress_before: int = 0,
     ) -> None:
         self.path = path
         self.crawl_reply = crawl_reply
+        self.tree_reply = tree_reply
+        self.listing = listing
         self.progress = list(progress or [])
         self.progress_before = progress_before
         self.requests: list[str] = []
@@ -701,15 +865,18 @@ class FakeAdminSocket:
                 data += chunk
             name = json.loads(data)["request"]
             self.requests.append(name)
-            if name == "getDHTCrawl":
+            if name == "list" and self.listing is not None:
+                reply = {"status": "success", "request": None, "response": self.listing}
+            elif name == "getDHTCrawl" or (name == "getTreeCrawl" and self.tree_reply):
                 for _ in range(self.progress_before):
                     if not self.progress_served.acquire(timeout=10):
                         return
-                if isinstance(self.crawl_reply, str):  # a reply's text as the node wrote it
-                    conn.sendall(self.crawl_reply.encode())
+                crawl_reply = self.crawl_reply if name == "getDHTCrawl" else self.tree_reply
+                if isinstance(crawl_reply, str):  # a reply's text as the node wrote it
+                    conn.sendall(crawl_reply.encode())
                     return
-                reply = self.crawl_reply
-            elif name == "getDHTCrawlProgress" and self.progress:
+                reply = crawl_reply  # type: ignore[assignment]
+            elif name.endswith("CrawlProgress") and self.progress:
                 # The last report is repeated for any later request.
                 report = self.progress.pop(0) if len(self.progress) > 1 else self.progress[0]
                 reply = {"status": "success", "request": None, "response": report}
@@ -723,7 +890,8 @@ class FakeAdminSocket:
                     "request": None,
                     "response": None,
                 }
-                self.progress_served.release()
+                if name.endswith("Progress"):
+                    self.progress_served.release()
             conn.sendall(json.dumps(reply, indent=2).encode() + b"\n")
 
     def close(self) -> None:
@@ -789,8 +957,9 @@ class CrawlCommandTests(SynchronousTestCase):
             ["--endpoint", self.endpoint, "--out", out_file, "--interval", "0.02"], err=err
         )
         self.assertEqual(code, 0, err.getvalue())
-        self.assertEqual(server.requests[0], "getDHTCrawl")
-        self.assertEqual(server.requests[1:5], ["getDHTCrawlProgress"] * 4)
+        # A node whose list will not say: its v0.4 crawl.
+        self.assertEqual(server.requests[:2], ["list", "getDHTCrawl"])
+        self.assertEqual(server.requests[2:6], ["getDHTCrawlProgress"] * 4)
         lines = err.getvalue().splitlines()
         self.assertEqual(
             lines,
@@ -816,6 +985,53 @@ class CrawlCommandTests(SynchronousTestCase):
         self.assertEqual(code, 0, err.getvalue())
         self.assertEqual(json.loads(out.getvalue()), RESULT)
         self.assertIn("crawl: no progress reports (Unknown action", err.getvalue())
+
+    def test_both_networks_at_once(self) -> None:
+        """A node listing both crawls: both run at once, each with its progress lines
+        and summary, and the output is the list of both replies."""
+        tree = {"tree_crawl": dict(RESULT["dht_crawl"], meta=dict(RESULT["dht_crawl"]["meta"]))}
+        tree["tree_crawl"]["meta"].update(version="0.5", nodes_attempted=7)
+        server = self.serve(
+            crawl_reply={"status": "success", "request": None, "response": RESULT},
+            tree_reply={"status": "success", "request": None, "response": tree},
+            listing={"list": [{"command": c} for c in ("getdhtcrawl", "gettreecrawl", "list")]},
+            progress=[running(1, 0, 1), running(4, 2, 2)],
+            progress_before=4,
+        )
+        out, err = io.StringIO(), io.StringIO()
+        code = cli.main(["--endpoint", self.endpoint, "--interval", "0.02"], out=out, err=err)
+        self.assertEqual(code, 0, err.getvalue())
+        self.assertEqual(json.loads(out.getvalue()), [RESULT, tree])
+        self.assertEqual(server.requests[0], "list")
+        self.assertEqual(sorted(server.requests[1:3]), ["getDHTCrawl", "getTreeCrawl"])
+        self.assertIn("getTreeCrawlProgress", server.requests)
+        self.assertIn("getDHTCrawlProgress", server.requests)
+        lines = err.getvalue().splitlines()
+        self.assertTrue(any(x.startswith("crawl v0.5: ") and "found" in x for x in lines))
+        self.assertEqual(
+            lines[-2:],
+            [
+                "crawl v0.4: done: 3 nodes, 2 answered, 2 with NodeInfo, in 1.5 s",
+                "crawl v0.5: done: 7 nodes, 2 answered, 2 with NodeInfo, in 1.5 s",
+            ],
+        )
+
+    def test_one_network_by_name(self) -> None:
+        tree = {"tree_crawl": RESULT["dht_crawl"]}
+        server = self.serve(
+            crawl_reply={"status": "success", "request": None, "response": RESULT},
+            tree_reply={"status": "success", "request": None, "response": tree},
+        )
+        out, err = io.StringIO(), io.StringIO()
+        code = cli.main(
+            ["--endpoint", self.endpoint, "--network", "0.5", "--interval", "5"], out=out, err=err
+        )
+        self.assertEqual(code, 0, err.getvalue())
+        self.assertEqual(json.loads(out.getvalue()), tree)
+        self.assertEqual(server.requests, ["getTreeCrawl"])
+        self.assertEqual(
+            err.getvalue(), "crawl: done: 3 nodes, 2 answered, 2 with NodeInfo, in 1.5 s\n"
+        )
 
     def test_error_from_the_node(self) -> None:
         reply = {

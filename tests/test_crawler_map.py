@@ -94,18 +94,18 @@ class SimulatedRouters:
         self.reactor.callLater(0.05, lambda: d.callback(read(node.router, node.index)))
         return d
 
-    def remote_get_self(self, key: bytes) -> Deferred:
+    def remote_get_self(self, key: bytes, version: str | None = None) -> Deferred:
         return self._answer(
             key, lambda r, i: {"key": key.hex(), "coords": go_coords(r.get_self().coords)}
         )
 
-    def remote_get_peers(self, key: bytes) -> Deferred:
+    def remote_get_peers(self, key: bytes, version: str | None = None) -> Deferred:
         return self._answer(key, lambda r, i: [p.key for p in r.get_peers()])
 
-    def remote_get_dht(self, key: bytes) -> Deferred:
+    def remote_get_dht(self, key: bytes, version: str | None = None) -> Deferred:
         return self._answer(key, lambda r, i: [d.key for d in r.get_dht()])
 
-    def get_node_info(self, key: bytes) -> Deferred:
+    def get_node_info(self, key: bytes, version: str | None = None) -> Deferred:
         def info(router: Any, index: int) -> dict[str, Any]:
             name = node_name(index, self.odd_names)
             return {"buildname": "ygg"} if name is None else {"name": name}
@@ -491,9 +491,11 @@ class CommandTests(SynchronousTestCase):
         self.assertIsNone(cli.crawler_key("e"))
 
     def test_map_of_a_live_crawl(self) -> None:
-        """The node is asked its key, then the crawl; the map marks it."""
+        """The crawl's meta names the crawling node, which the map marks; a node whose
+        crawl does not is asked its key (getSelf)."""
         asked: list[str] = []
         result = json.loads(self.saved.read_text())
+        self.assertEqual(result["dht_crawl"]["meta"]["crawler"], self.me)
 
         def call(endpoint: str, name: str, *args: Any, **kwargs: Any) -> Any:
             asked.append(name)
@@ -501,18 +503,24 @@ class CommandTests(SynchronousTestCase):
 
         def crawl(endpoint: str, err: Any, **kwargs: Any) -> Any:
             asked.append("getDHTCrawl")
-            return result
+            return [result]
 
         self.patch(cli, "call", call)
         self.patch(cli, "crawl", crawl)
-        picture = self.dir / "live.svg"
-        code, out, err = self.run_cli("--endpoint", "unix:///x", "--map", str(picture))
-        self.assertEqual(code, 0, err)
-        self.assertEqual(asked, ["getSelf", "getDHTCrawl"])
-        self.assertEqual(out, "")
-        self.assertIn("crawl: done: 50 nodes", err)
-        marks = [g for g in ET.parse(picture).getroot().iter(f"{SVG}g") if g.get("id") == "crawler"]
-        self.assertEqual(len(marks), 1)
+        for old_node in (False, True):
+            if old_node:
+                del result["dht_crawl"]["meta"]["crawler"]
+            asked.clear()
+            picture = self.dir / "live.svg"
+            code, out, err = self.run_cli("--endpoint", "unix:///x", "--map", str(picture))
+            self.assertEqual(code, 0, err)
+            expected = ["list", "getDHTCrawl"] + (["getSelf"] if old_node else [])
+            self.assertEqual(asked, expected)
+            self.assertEqual(out, "")
+            self.assertIn("crawl: done: 50 nodes", err)
+            root = ET.parse(picture).getroot()
+            marks = [g for g in root.iter(f"{SVG}g") if g.get("id") == "crawler"]
+            self.assertEqual(len(marks), 1)
 
 
 def main(argv: list[str]) -> int:

@@ -2,7 +2,10 @@
 
 Three namespaces: a client on a LAN veth, our node routing for it (TUN, RAdv, IPv6
 forwarding on), and a Go node with its own TUN, peered with ours over a second veth.  The
-client pings the Go node's 200:: address from its SLAAC address, and the Go node answers.
+client pings the Go node's 200:: address from its SLAAC address, and the Go node answers:
+Debian's yggdrasil 0.4.7 with ours running both versions (the link is v0.4), and the
+0.5.12 judge with ours running both and running v0.5 alone (the link is v0.5).  RAdv is
+the same feature in each: what carries the packets is the node's business.
 """
 
 from __future__ import annotations
@@ -11,8 +14,8 @@ import ipaddress
 import subprocess
 import time
 
-from tests.helpers import require_go
-from tests.nodes import GoNode, YggNode, wait_until
+from tests.helpers import require_go, require_go05
+from tests.nodes import BOTH_VERSIONS, GoNode, GoNode05, Node, YggNode, wait_until
 from tests.test_radv_netns import IFACE, RouterAndClient
 
 UPLINK_ROUTER = "fd59:6868::1"
@@ -59,7 +62,18 @@ class SlaacToTheMeshTests(RouterAndClient):
             subprocess.run(["kill", "-9", pid], capture_output=True)
 
     def test_client_pings_go_node_through_ours(self) -> None:
-        go = GoNode(
+        self.client_pings_through_ours(GoNode, BOTH_VERSIONS)
+
+    def test_client_pings_go05_node_through_ours(self) -> None:
+        require_go05()
+        self.client_pings_through_ours(GoNode05, BOTH_VERSIONS)
+
+    def test_client_pings_go05_node_through_a_v05_node(self) -> None:
+        require_go05()
+        self.client_pings_through_ours(GoNode05, ("0.5",))
+
+    def client_pings_through_ours(self, kind: type[Node], versions: tuple[str, ...]) -> None:
+        go = kind(
             f"{self.dir}/go", netns=self.go_ns, tun="ygg0", listen=[f"tcp://[{UPLINK_GO}]:14002"]
         )
         go.start()
@@ -70,12 +84,15 @@ class SlaacToTheMeshTests(RouterAndClient):
             netns=self.router,
             tun="ygg0",
             peers=[f"tcp://[{UPLINK_GO}]:14002"],
+            versions=versions,
             extra={"RAdv": {"Enable": True, "Interface": IFACE}},
         )
         ours.start()
         self.addCleanup(ours.stop)
         self.subnet = ipaddress.IPv6Network(ours.ctl("getSelf")["subnet"])
-        ours.wait_peer(go.key)
+        (link,) = ours.wait_peer(go.key)
+        if versions == BOTH_VERSIONS:
+            self.assertEqual(link["version"], "0.5" if kind is GoNode05 else "0.4")
 
         slaac = wait_until(
             lambda: (a := self.client_slaac_address()) and not a["tentative"] and a,
@@ -102,12 +119,15 @@ class SlaacToTheMeshTests(RouterAndClient):
                     )
                 ).returncode
                 == 0
+                and "3 received" in r.stdout
                 and r
             ),
             45,
             "the client's ping of the Go node",
         )
-        self.assertIn("3 received", done.stdout)
+        # (A round whose first echo is lost while the paths form is tried again: seen
+        # once in a while with a node running both versions and Go 0.5.12.)
+        self.assertIn(" 0% packet loss", done.stdout)
         # The Go node saw our node's subnet as the source: its session is with us.
         sessions = go.ctl("getSessions")["sessions"]
         self.assertIn(ours.key, [s["key"] for s in sessions])

@@ -31,6 +31,7 @@ __all__ = [
     "Method",
     "NodeConfig",
     "PeerSummary",
+    "ProbeError",
     "YggError",
     "format_config",
     "load_config",
@@ -73,6 +74,31 @@ class Command:
 
 class AdminError(YggError):
     """A method's error; ``str(e)`` is what the client is told (yggdrasilctl prints it)."""
+
+
+# --------------------------------------------------------------------------- probes
+
+
+class ProbeError(YggError):
+    """Why ``INode.probe_peer`` failed: ``kind`` says which way (one of the constants
+    below), ``str(e)`` the details (``remote speaks v0.4, not v0.5``)."""
+
+    #: The peer answered, in another protocol version than the one asked (or with a
+    #: handshake of a version it does not say, such as 0.3's).
+    VERSION = "version"
+    #: Its key is not the one the URI pins (``?key=``), or it is this node's own.
+    KEY = "key"
+    #: It answered, but not with a Yggdrasil handshake that passes the checks (not
+    #: Yggdrasil at all, a wrong ``?password=``), or it closed before its handshake.
+    HANDSHAKE = "handshake"
+    #: No handshake within the time given.
+    TIMEOUT = "timeout"
+    #: The name, the address or the port could not be reached (the dial's error text).
+    UNREACHABLE = "unreachable"
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 @dataclass(frozen=True)
@@ -154,6 +180,11 @@ class INode(Interface):
     def tun_enabled():
         """Whether the node's TUN is up (so 200::/7 on this host leads into the mesh)."""
 
+    def versions():
+        """The protocol versions the node runs, oldest first: a tuple of "0.4" and/or
+        "0.5" (its ``ProtocolVersions``).  Each is a network of its own: a link speaks one
+        of them, and so does every question asked of another node."""
+
     def register_admin_method(method):
         """Add a ``Method`` to the admin API (all three front doors).
 
@@ -177,31 +208,61 @@ class INode(Interface):
         """The peers the node keeps connected (Peers, InterfacePeers, added by addPeer),
         as (uri, interface) pairs."""
 
-    def call_peer(uri, interface=""):
+    def call_peer(uri, interface="", version=None):
         """Dial ``uri`` once (not kept up when it drops, as yggdrasil's CallPeer).  Deferred
         that fires when the link passed its handshake, or fails with the reason (the Go
-        node's error text).  Raises ``ConfigError`` for a bad URI."""
+        node's error text).  Raises ``YggError`` for a bad URI.
+
+        ``version`` ("0.4", "0.5"): on a node running both, write that version's handshake
+        at once instead of waiting for the remote's; a remote that answers in the other
+        version still gets a link of its version (see ``probe_peer`` to know first)."""
+
+    def probe_peer(uri, version, timeout=6.0):
+        """Deferred of the seconds from dialling ``uri`` to the remote's handshake of
+        ``version`` ("0.4" or "0.5"), read whole and checked as a link checks it (the v0.5
+        signature and ``?password=``, the ``?key=`` pins).
+
+        The probe dials as a link would (tcp, tls with its TLS handshake, unix, socks, ws,
+        quic…; a host name is resolved first, untimed), writes our handshake of
+        ``version`` at once, reads the remote's and closes: it joins no network, and the
+        remote sees a link come and go.  It works for either version whichever the node
+        runs.  Fails with ``ProbeError`` (its ``kind``: refused version, wrong key, not a
+        Yggdrasil handshake, timeout after ``timeout`` seconds, unreachable).  Raises
+        ``YggError`` for a URI the node cannot dial and ``ValueError`` for another
+        version."""
 
     def resolve_dial_address(host):
         """Deferred of the IP address (text) a dial to host name ``host`` goes to, as the
         node's links choose it; fails with ``YggError`` when the name has no address."""
 
     # -- asking other nodes -------------------------------------------------------------------
+    #
+    # Each question goes over the sessions of one network.  With ``version=None`` the node
+    # asks the network that reaches the key (the one its IPv6 traffic goes over, else one
+    # holding a session with it), or every network it runs, the first answer winning.
+    # With ``version="0.4"`` or ``"0.5"`` it asks that network alone (a crawler walking
+    # one network); a version the node does not run fails with ``AdminError``.
 
-    def get_node_info(key):
+    def get_node_info(key, version=None):
         """Deferred of the NodeInfo (a dict) of the node with this 32-byte key; fails with
         ``AdminError("Timed out waiting for response")`` after 6 s."""
 
-    def remote_get_self(key):
+    def remote_get_self(key, version=None):
         """Deferred of a remote node's debug getSelf: ``{"key": hex, "coords": "[1 2]"}``
-        (a v0.5 node: ``{"key": hex, "routing_entries": "5"}``)."""
+        (a v0.5 node: ``{"key": hex, "routing_entries": "5"}``); fails with
+        ``AdminError("timeout")`` after 6 s, as the other remote requests do."""
 
-    def remote_get_peers(key):
-        """Deferred of the list of 32-byte keys of a remote node's peers."""
+    def remote_get_peers(key, version=None):
+        """Deferred of the list of 32-byte keys of a remote node's peers (a v0.5 node
+        lists a key once per link)."""
 
-    def remote_get_dht(key):
+    def remote_get_dht(key, version=None):
         """Deferred of the list of 32-byte keys of a remote node's DHT neighbours (a v0.5
         node, which has no DHT: the keys of its tree)."""
+
+    def remote_get_tree(key):
+        """Deferred of the list of 32-byte keys of the tree infos a remote v0.5 node
+        holds (its debug getTree), asked over v0.5; ``AdminError`` when v0.5 is off."""
 
 
 @dataclass(frozen=True)
@@ -212,7 +273,9 @@ class PeerSummary:
     remote: str  # the link's name: the dialled URI, or tcp://ip:port for inbound
     inbound: bool
     uptime: float
-    port: int
+    port: int  # each network numbers its own ports
+    #: The protocol version the link speaks: "0.4" or "0.5" ("" where unknown).
+    version: str = ""
 
 
 def format_config(config: NodeConfig, *, json: bool = False) -> str:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from twisted.application.service import MultiService
+from twisted.internet.defer import fail
 from twisted.logger import Logger, LogLevel
 from zope.interface import implementer
 
@@ -20,12 +21,14 @@ from ygg.core.nodeinfo import build_node_info
 from ygg.core.proto import BaseProtoHandler, ProtoHandler, first_answer
 from ygg.errors import ConfigError, YggError
 from ygg.featurehost import FeatureHost, FeatureNode
-from ygg.interfaces import INode, Method, PeerSummary
+from ygg.interfaces import AdminError, INode, Method, PeerSummary
 from ygg.ipv6.layer import IPv6Layer
 from ygg.ipv6.networks import Network, Network04, Network05
 from ygg.links.manager import Links
 from ygg.links.multicast import Multicast
 from ygg.links.netutil import resolve_dial_address
+from ygg.links.probe import probe_handshake
+from ygg.links.uri import parse_peer_uri
 from ygg.links.versions import V04, V05
 from ygg.tun.device import TunError, TunService
 from ygg.v05.core import Core as Core05
@@ -33,6 +36,9 @@ from ygg.v05.network.router import Router as Router05
 from ygg.v05.proto import ProtoHandler as ProtoHandler05
 
 log = Logger(namespace="ygg")
+
+#: INode.probe_peer's default: the handshake deadline of a link.
+PROBE_TIMEOUT = 6.0
 
 
 @implementer(INode)
@@ -267,11 +273,17 @@ class Node(MultiService):
 
     # -- asking other nodes -----------------------------------------------------------
 
-    def _protos_for(self, key: bytes) -> list[BaseProtoHandler]:
-        """Whom to ask about ``key``: the network that reaches it (the IPv6 layer's
-        choice, else one holding a session with it), or every network the node runs
-        (the first answer wins).  Our own key is answered by the first network."""
+    def _protos_for(self, key: bytes, version: str | None = None) -> list[BaseProtoHandler]:
+        """Whom to ask about ``key``: the network ``version`` when given (AdminError if
+        it does not run), else the network that reaches it (the IPv6 layer's choice,
+        else one holding a session with it), or every network the node runs (the first
+        answer wins).  Our own key is answered by the first network."""
         askers = self._askers
+        if version is not None:
+            for network, _, proto in askers:
+                if network.name == version:
+                    return [proto]
+            raise AdminError(f"the node does not run v{version}")
         if key == self.public_key:
             return [askers[0][2]]
         known = self.ipv6.network_of(key)
@@ -317,6 +329,9 @@ class Node(MultiService):
     def tun_enabled(self) -> bool:
         return self.tun.enabled
 
+    def versions(self) -> tuple[str, ...]:
+        return tuple(network.name for network, _, _ in self._askers)
+
     def register_admin_method(self, method: Method) -> bool:
         return FeatureNode(self, "ygg", self.admin).register_admin_method(method)
 
@@ -328,36 +343,61 @@ class Node(MultiService):
 
     def peers(self) -> list[PeerSummary]:
         """The links that are up, v0.4's then v0.5's (each network numbers its ports)."""
-        infos = list(self.router.get_peers())
+        infos = [(V04, info) for info in self.router.get_peers()]
         if self.router05 is not None:
-            infos += self.router05.get_peers()
+            infos += [(V05, info) for info in self.router05.get_peers()]
         rows = []
-        for info in infos:
+        for version, info in infos:
             link = info.link.stats()
-            rows.append(PeerSummary(info.key, link.remote, link.inbound, link.uptime, info.port))
+            rows.append(
+                PeerSummary(info.key, link.remote, link.inbound, link.uptime, info.port, version)
+            )
         return rows
 
     def configured_peers(self) -> list[tuple[str, str]]:
         return list(self.links.persistent)
 
-    def call_peer(self, uri: str, interface: str = "") -> Any:
-        return self.links.call(uri, interface).addCallback(lambda _: None)
+    def call_peer(self, uri: str, interface: str = "", version: str | None = None) -> Any:
+        return self.links.call(uri, interface, speak=version).addCallback(lambda _: None)
+
+    def probe_peer(self, uri: str, version: str, timeout: float = PROBE_TIMEOUT) -> Any:
+        return probe_handshake(
+            self.reactor,
+            parse_peer_uri(uri),
+            version,
+            self.node_key,
+            timeout=timeout,
+            certificate=self.links.certificate,
+        )
 
     def resolve_dial_address(self, host: str) -> Any:
         return resolve_dial_address(self.reactor, host, YggError)
 
-    def get_node_info(self, key: bytes) -> Any:
-        return first_answer([p.get_node_info(key) for p in self._protos_for(key)])
+    def get_node_info(self, key: bytes, version: str | None = None) -> Any:
+        return self._first_answer(key, version, lambda p: p.get_node_info(key))
 
-    def remote_get_self(self, key: bytes) -> Any:
-        return first_answer([p.ask_self(key) for p in self._protos_for(key)])
+    def remote_get_self(self, key: bytes, version: str | None = None) -> Any:
+        return self._first_answer(key, version, lambda p: p.ask_self(key))
 
-    def remote_get_peers(self, key: bytes) -> Any:
-        return first_answer([p.ask_peers(key) for p in self._protos_for(key)])
+    def remote_get_peers(self, key: bytes, version: str | None = None) -> Any:
+        return self._first_answer(key, version, lambda p: p.ask_peers(key))
 
-    def remote_get_dht(self, key: bytes) -> Any:
+    def remote_get_dht(self, key: bytes, version: str | None = None) -> Any:
         # A v0.5 node has no DHT: it answers the same request with its tree's keys.
-        return first_answer([p.ask_dht(key) for p in self._protos_for(key)])
+        return self._first_answer(key, version, lambda p: p.ask_dht(key))
+
+    def remote_get_tree(self, key: bytes) -> Any:
+        # The same request as getDHT's; only a v0.5 node calls it getTree.
+        return self._first_answer(key, V05, lambda p: p.ask_dht(key))
+
+    def _first_answer(
+        self, key: bytes, version: str | None, ask: Callable[[BaseProtoHandler], Any]
+    ) -> Any:
+        try:
+            protos = self._protos_for(key, version)
+        except AdminError as e:
+            return fail(e)
+        return first_answer([ask(p) for p in protos])
 
     # -- IService ---------------------------------------------------------------------
 

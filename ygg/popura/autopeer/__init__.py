@@ -4,8 +4,8 @@ This module is what the node loads at every start (the ``ygg.features`` entry po
 holds only the feature object and its schema; the service (``.service``) is imported when
 the feature is enabled.  The built-in peer lists lie beside it (made by
 ``contrib/compile-peers.py``, each entry tagged with the protocol version it serves):
-``peers.txt``, public-peers' 2022 snapshot of v0.4 peers, which autopeering uses, and
-``peers-v05.txt``, a current snapshot of v0.5 peers.
+``peers.txt``, public-peers' 2022 snapshot of v0.4 peers, and ``peers-v05.txt``, a
+current snapshot of v0.5 peers.  A node reads the lists of the versions it runs.
 """
 
 from __future__ import annotations
@@ -18,10 +18,12 @@ from zope.interface import implementer
 
 from ygg.interfaces import FeatureOption, IFeature, INode, setting
 
-#: The v0.4 list (public-peers bcf561e), the one autopeering reads.
+#: The v0.4 list (public-peers bcf561e).
 BUILTIN_PEERS = Path(__file__).parent / "peers.txt"
 #: The v0.5 list (a current public-peers commit, named in its header).
 BUILTIN_PEERS_V05 = Path(__file__).parent / "peers-v05.txt"
+#: The built-in list of each protocol version.
+BUILTIN_LISTS = {"0.4": BUILTIN_PEERS, "0.5": BUILTIN_PEERS_V05}
 
 
 @dataclass(frozen=True)
@@ -41,13 +43,15 @@ class AutopeerFeature:
     section = "Autopeering"
     schema = AutopeeringConfig
     description = """Popura's autopeering: with no peers connected, pick one of the 10 peers
-with least latency from a public list and keep one such peer connected."""
+with least latency from a public list and keep one such peer connected (one per protocol
+version the node runs)."""
     options = (
         FeatureOption(
             "autopeer",
             "Enable",
             "Automatic Internet peering: while no Internet peer is connected, connect one "
-            "of the 10 public peers with least latency (from yggdrasil-network/public-peers).",
+            "of the 10 public peers with least latency (from yggdrasil-network/public-peers), "
+            "one per protocol version the node runs.",
         ),
     )
     commands = ()
@@ -55,7 +59,7 @@ with least latency from a public list and keep one such peer connected."""
     def makeService(self, node: INode, config: AutopeeringConfig) -> Any:
         from ygg.popura.autopeer.service import AutopeerService
 
-        return AutopeerService(node, config, builtin=BUILTIN_PEERS)
+        return AutopeerService(node, config, builtin=BUILTIN_LISTS)
 
 
 feature = AutopeerFeature()

@@ -1,8 +1,9 @@
 """``ygg crawl --map FILE``: a picture of crawled networks, as .svg, .png or .html.
 
-The input is a list of crawl results, one per network: getDHTCrawl's (v0.4) as it stands,
-and the v0.5 crawl's to come, which has the same shape per node plus a ``version`` field
-(``"0.4"``/``"0.5"``) and ``tree`` entries instead of ``dht``.  Each node of the picture is
+The input is a list of crawl results, one per network: getDHTCrawl's (v0.4) and
+getTreeCrawl's (v0.5), which has the same shape per node with ``tree`` entries instead of
+``dht``; the protocol version is each node's or its ``meta``'s ``version``
+(``"0.4"``/``"0.5"``), and ``meta.crawler`` names the crawling node.  Each node of the picture is
 labelled with its NodeInfo ``name`` (else the shortest prefix of its key, at least 8 hex
 digits, that no other unnamed node shares), coloured by the protocol versions it was
 found on (a node on both networks, as ygg itself is, has a colour of its own), hollow
@@ -155,8 +156,9 @@ def crawl_map(results: Sequence[Any], crawler: str | None = None) -> CrawlMap:
     """The nodes and peerings of crawl results, one per network (see the module's text).
 
     A network's version is each entry's ``version``, else its ``meta.version``, else
-    "0.4" for getDHTCrawl's ``dht_crawl`` (the v0.4 crawl, which names none).  A missing
+    "0.4" for getDHTCrawl's ``dht_crawl`` (whose older replies name none).  A missing
     ``found`` means the node answered if it listed anything; missing lists are empty.
+    The crawling node is ``crawler``, else the first ``meta.crawler`` of the results.
     """
     nodes: dict[str, MapNode] = {}
     edges: set[tuple[str, str]] = set()
@@ -171,6 +173,7 @@ def crawl_map(results: Sequence[Any], crawler: str | None = None) -> CrawlMap:
         taken += 1
         crawl, name = _crawl_object(result)
         meta = crawl.get("meta") if isinstance(crawl.get("meta"), Mapping) else {}
+        crawler = crawler or _key(meta.get("crawler"))
         network_version = _version(meta.get("version")) or ("0.4" if name == "dht_crawl" else None)
         infos = crawl.get("nodeinfo") if isinstance(crawl.get("nodeinfo"), Mapping) else {}
         infos = {_key(k): v for k, v in infos.items()}

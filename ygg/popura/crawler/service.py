@@ -1,17 +1,21 @@
-"""The DHT crawl: a breadth-first walk of the whole network, from this node, over the
-remote debug requests every 0.4 node answers.
+"""The network crawls: a breadth-first walk of a whole network, from this node, over the
+remote debug requests every node answers — one walk per protocol version the node runs.
 
 Popura 0.3 walked the network with DHT pings.  0.4 has none; instead each node answers
 getSelf, getPeers and getDHT (its coordinates and the keys of its peers and DHT
-neighbours) and NodeInfo to anyone who asks through a session.  A walk starts at our
-own key and asks every key it hears of:
+neighbours) and NodeInfo to anyone who asks through a session.  A v0.5 node answers the
+same requests (getSelf with its routing table's size instead of coordinates, and getTree,
+the keys of the tree infos it holds, where 0.4 has getDHT).  Each network is walked over
+its own sessions (``INode``'s asks with ``version=``), as a ``Network`` describes it:
+v0.4's ``getDHTCrawl`` and v0.5's ``getTreeCrawl``.  A walk starts at our own key and
+asks every key it hears of:
 
 1. getSelf first.  It sets up the session: until one exists only the last message to a
    key is kept, so several first requests at once would lose all but one.  A node that
    answers is *found*; one that never does (after every attempt) is reported with
    ``found: false`` and asked nothing else.
-2. Then getPeers, getDHT and NodeInfo together.  Every key in the peers and DHT replies
-   not seen before joins the end of the queue (breadth first).
+2. Then getPeers, getDHT (v0.5: getTree) and NodeInfo together.  Every key in the peers
+   and DHT (tree) replies not seen before joins the end of the queue (breadth first).
 
 **Concurrency.**  At most ``concurrency`` keys have requests outstanding at once; a key
 waiting to retry does not count, and retries get the next free place before new keys.
@@ -30,12 +34,14 @@ being asked are reported ``found: false``, and answers arriving later are ignore
 
 ``Crawler`` keeps the last result for ``cache_for`` seconds (five minutes, as Popura) after
 the walk finished, and callers arriving while a walk runs all get its result.  The admin
-methods: ``getDHTCrawl`` (the result, Popura's response shape with peers and DHT added) and
-``getDHTCrawlProgress`` (how far the running walk got).
+methods, per network: ``getDHTCrawl`` (the result, Popura's response shape with peers and
+DHT added) and ``getDHTCrawlProgress`` (how far the running walk got); ``getTreeCrawl``
+and ``getTreeCrawlProgress`` the same for v0.5.
 """
 
 from __future__ import annotations
 
+import functools
 import random
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -71,6 +77,25 @@ CACHE_FOR = 300.0
 KEY_SIZE = 32
 
 
+@dataclass(frozen=True)
+class Network:
+    """What differs between the crawls of the two protocol versions."""
+
+    version: str  # "0.4", "0.5"
+    result: str  # the key of the admin reply holding the crawl
+    method: str  # the admin method that runs it (its progress: method + "Progress")
+    #: The third debug request ("getDHT", "getTree") and the entry's key for its keys.
+    request: str
+    neighbours: str
+    #: What a node's getSelf tells of its place: "coords" (v0.4) or "routing_entries".
+    place: str
+
+
+V04_NETWORK = Network("0.4", "dht_crawl", "getDHTCrawl", "getDHT", "dht", "coords")
+V05_NETWORK = Network("0.5", "tree_crawl", "getTreeCrawl", "getTree", "tree", "routing_entries")
+NETWORKS = {n.version: n for n in (V04_NETWORK, V05_NETWORK)}
+
+
 def parse_coords(text: Any) -> list[int]:
     """A remote getSelf's ``coords`` (Go's ``%v`` of the port list, ``"[1 4 2]"``) as a
     list of ints; anything malformed gives ``[]``."""
@@ -88,6 +113,18 @@ def parse_coords(text: Any) -> list[int]:
     return ports
 
 
+def parse_count(text: Any) -> int:
+    """A remote v0.5 getSelf's ``routing_entries`` (a number sent as a string) as an
+    int; anything malformed gives 0."""
+    if isinstance(text, bool):
+        return 0
+    try:
+        count = int(text)
+    except (TypeError, ValueError):
+        return 0
+    return max(count, 0)
+
+
 @dataclass
 class _Visit:
     """What the walk knows of one key."""
@@ -95,29 +132,33 @@ class _Visit:
     key: bytes
     found: bool = False  # answered getSelf
     done: bool = False  # every request to it has finished
-    coords: list[int] = field(default_factory=list)
+    coords: list[int] = field(default_factory=list)  # v0.4
+    routing_entries: int = 0  # v0.5
     peers: list[str] = field(default_factory=list)
-    dht: list[str] = field(default_factory=list)
+    neighbours: list[str] = field(default_factory=list)  # DHT (v0.4) or tree (v0.5) keys
 
-    def entry(self) -> dict[str, Any]:
+    def entry(self, network: Network) -> dict[str, Any]:
+        place: Any = list(self.coords) if network.place == "coords" else self.routing_entries
         return {
             "ipv6_addr": addr.format_address(addr.address_for_key(self.key)),
             "ipv6_subnet": addr.format_subnet(addr.subnet_for_key(self.key)),
-            "coords": list(self.coords),
+            network.place: place,
             "found": self.found,
             "peers": list(self.peers),
-            "dht": list(self.dht),
+            network.neighbours: list(self.neighbours),
         }
 
 
 class Crawl:
-    """One walk.  ``start()`` returns a Deferred of the ``dht_crawl`` object."""
+    """One walk of one network.  ``start()`` returns a Deferred of the crawl object (what
+    the admin reply holds under ``network.result``)."""
 
     def __init__(
         self,
         node: INode,
         clock: Any,
         *,
+        network: Network = V04_NETWORK,
         concurrency: int = CONCURRENCY,
         attempts: int = ATTEMPTS,
         retry_delays: Sequence[float] = RETRY_DELAYS,
@@ -131,6 +172,16 @@ class Crawl:
             raise ValueError("retry_delays must not be empty")
         self.node = node
         self.clock = clock
+        self.network = network
+        # The four questions, each over this network's sessions alone.
+        version = network.version
+        self._get_self = functools.partial(node.remote_get_self, version=version)
+        self._get_peers = functools.partial(node.remote_get_peers, version=version)
+        self._get_node_info = functools.partial(node.get_node_info, version=version)
+        if network.neighbours == "tree":
+            self._get_neighbours: Callable[[bytes], Any] = node.remote_get_tree
+        else:
+            self._get_neighbours = functools.partial(node.remote_get_dht, version=version)
         self.concurrency = concurrency
         self.attempts = attempts
         self.retry_delays = tuple(retry_delays)
@@ -205,7 +256,7 @@ class Crawl:
 
     def _visit(self, visit: _Visit) -> None:
         self._open += 1
-        d = self._ask("getSelf", self.node.remote_get_self, visit.key)
+        d = self._ask("getSelf", self._get_self, visit.key)
         d.addCallbacks(
             self._answered, self._unanswered, callbackArgs=(visit,), errbackArgs=(visit,)
         )
@@ -215,16 +266,18 @@ class Crawl:
         if self.finished:
             return None
         visit.found = True
-        visit.coords = parse_coords(reply.get("coords") if isinstance(reply, dict) else None)
+        place = reply.get(self.network.place) if isinstance(reply, dict) else None
+        if self.network.place == "coords":
+            visit.coords = parse_coords(place)
+        else:
+            visit.routing_entries = parse_count(place)
         key = visit.key
         asks = [
-            self._ask("getPeers", self.node.remote_get_peers, key).addCallback(
-                self._got_keys, visit, "peers"
+            self._ask("getPeers", self._get_peers, key).addCallback(self._got_keys, visit, "peers"),
+            self._ask(self.network.request, self._get_neighbours, key).addCallback(
+                self._got_keys, visit, "neighbours"
             ),
-            self._ask("getDHT", self.node.remote_get_dht, key).addCallback(
-                self._got_keys, visit, "dht"
-            ),
-            self._ask("getNodeInfo", self.node.get_node_info, key).addCallback(
+            self._ask("getNodeInfo", self._get_node_info, key).addCallback(
                 self._got_node_info, visit
             ),
         ]
@@ -356,10 +409,12 @@ class Crawl:
         self._result.callback(self.report())
 
     def report(self) -> dict[str, Any]:
-        """The ``dht_crawl`` object (Popura's shape, with each node's peers and DHT)."""
+        """The crawl object: Popura's shape, with each node's peers and DHT (v0.5: tree)
+        keys, and in ``meta`` the network's version and the crawling node's key."""
         now = self.finished_at if self.finished_at is not None else self.clock.seconds()
         started = self.started if self.started is not None else now
         found = sum(1 for visit in self.visits.values() if visit.found)
+        network = self.network
         return {
             "meta": {
                 "generated_at_utc": int(now),
@@ -369,8 +424,10 @@ class Crawl:
                 "nodes_failed": len(self.visits) - found,
                 "nodeinfo_successful": len(self.node_info),
                 "nodeinfo_failed": found - len(self.node_info),
+                "version": network.version,
+                "crawler": bytes(self.node.public_key).hex(),
             },
-            "topology": {key.hex(): self.visits[key].entry() for key in sorted(self.visits)},
+            "topology": {key.hex(): self.visits[key].entry(network) for key in sorted(self.visits)},
             "nodeinfo": {key.hex(): self.node_info[key] for key in sorted(self.node_info)},
         }
 
@@ -389,18 +446,21 @@ class Crawl:
 
 
 class Crawler:
-    """Runs walks on demand, one at a time: callers while one runs share its result, and
-    callers within ``cache_for`` seconds of its end get that result again."""
+    """Runs walks of one network on demand, one at a time: callers while one runs share
+    its result, and callers within ``cache_for`` seconds of its end get that result
+    again."""
 
     def __init__(
         self,
         node: INode,
         *,
+        network: Network = V04_NETWORK,
         clock: Any = None,
         cache_for: float = CACHE_FOR,
         **crawl_options: Any,
     ) -> None:
         self.node = node
+        self.network = network
         self.clock = clock if clock is not None else node.reactor
         self.cache_for = cache_for
         self.crawl_options = crawl_options
@@ -412,15 +472,15 @@ class Crawler:
 
     def crawl(self) -> Deferred[dict[str, Any]]:
         """The last result if it is recent enough, else that of the walk running (started
-        now if none is): ``{"dht_crawl": {...}}``."""
+        now if none is): ``{"dht_crawl": {...}}`` (v0.5: ``{"tree_crawl": {...}}``)."""
         if self._cached is not None and self.clock.seconds() < self._cached_until:
             return succeed(self._cached)
         waiter: Deferred[dict[str, Any]] = Deferred()
         self._waiting.append(waiter)
         if self.current is None or not self.current.running:
-            self.current = Crawl(self.node, self.clock, **self.crawl_options)
+            self.current = Crawl(self.node, self.clock, network=self.network, **self.crawl_options)
             self.crawls += 1
-            log.info("Crawling the network")
+            log.info("Crawling the v{version} network", version=self.network.version)
             self.current.start().addCallbacks(self._done, self._crashed)
         return waiter
 
@@ -446,14 +506,15 @@ class Crawler:
     def _done(self, report: dict[str, Any]) -> None:
         meta = report["meta"]
         log.info(
-            "The crawl took {seconds} s: {answered} of {attempted} nodes answered, "
+            "The v{version} crawl took {seconds} s: {answered} of {attempted} nodes answered, "
             "{nodeinfo} gave NodeInfo",
+            version=self.network.version,
             seconds=meta["crawl_time_seconds"],
             answered=meta["nodes_successful"],
             attempted=meta["nodes_attempted"],
             nodeinfo=meta["nodeinfo_successful"],
         )
-        result = {"dht_crawl": report}
+        result = {self.network.result: report}
         self._cached = result
         self._cached_until = self.clock.seconds() + self.cache_for  # from the walk's end
         self._release(lambda waiter: waiter.callback(result))
@@ -469,34 +530,50 @@ class Crawler:
 
 
 class CrawlerService(Service):
-    """The feature: registers ``getDHTCrawl`` and ``getDHTCrawlProgress``."""
+    """The feature: one crawler per protocol version the node runs, each with its two
+    admin methods (``getDHTCrawl``/``getDHTCrawlProgress`` for v0.4,
+    ``getTreeCrawl``/``getTreeCrawlProgress`` for v0.5)."""
 
     def __init__(self, node: INode, config: DHTCrawlerConfig, **crawler_options: Any) -> None:
         self.node = node
         self.config = config
-        self.crawler = Crawler(node, **crawler_options)
+        self.crawlers = {
+            version: Crawler(node, network=NETWORKS[version], **crawler_options)
+            for version in node.versions()
+            if version in NETWORKS
+        }
 
     def startService(self) -> None:
         super().startService()
-        node = self.node
-        node.register_admin_method(
+        for crawler in self.crawlers.values():
+            self._register(crawler)
+
+    def _register(self, crawler: Crawler) -> None:
+        network = crawler.network
+        if network.version == "0.4":
+            what = "coordinates, peers, DHT neighbours and NodeInfo"
+        else:
+            what = "routing table size, peers, tree entries and NodeInfo"
+        self.node.register_admin_method(
             Method(
-                "getDHTCrawl",
-                "Crawl the whole network from this node: every node's coordinates, peers, "
-                "DHT neighbours and NodeInfo (the result is kept for 5 minutes)",
-                lambda node, args: self.crawler.crawl(),
-                help="Walk the network; may take minutes (see getDHTCrawlProgress).",
+                network.method,
+                f"Crawl the whole v{network.version} network from this node: every node's "
+                f"{what} (the result is kept for 5 minutes)",
+                lambda node, args: crawler.crawl(),
+                help=f"Walk the v{network.version} network; may take minutes "
+                f"(see {network.method}Progress).",
             )
         )
-        node.register_admin_method(
+        self.node.register_admin_method(
             Method(
-                "getDHTCrawlProgress",
-                "Show how far the running getDHTCrawl got: nodes found, answered and pending",
-                lambda node, args: self.crawler.progress(),
+                network.method + "Progress",
+                f"Show how far the running {network.method} got: nodes found, answered and pending",
+                lambda node, args: crawler.progress(),
             )
         )
 
     def stopService(self) -> Any:
         super().stopService()
-        self.crawler.stop()
+        for crawler in self.crawlers.values():
+            crawler.stop()
         return None

@@ -17,7 +17,7 @@ from typing import Any
 from zope.interface import Attribute, Interface
 
 from ygg.config import NodeConfig, load_config, setting
-from ygg.errors import ConfigError, DecodeError, YggError
+from ygg.errors import ConfigError, DecodeError, ProbeError, YggError
 
 __all__ = [
     "AdminError",
@@ -77,28 +77,6 @@ class AdminError(YggError):
 
 
 # --------------------------------------------------------------------------- probes
-
-
-class ProbeError(YggError):
-    """Why ``INode.probe_peer`` failed: ``kind`` says which way (one of the constants
-    below), ``str(e)`` the details (``remote speaks v0.4, not v0.5``)."""
-
-    #: The peer answered, in another protocol version than the one asked (or with a
-    #: handshake of a version it does not say, such as 0.3's).
-    VERSION = "version"
-    #: Its key is not the one the URI pins (``?key=``), or it is this node's own.
-    KEY = "key"
-    #: It answered, but not with a Yggdrasil handshake that passes the checks (not
-    #: Yggdrasil at all, a wrong ``?password=``), or it closed before its handshake.
-    HANDSHAKE = "handshake"
-    #: No handshake within the time given.
-    TIMEOUT = "timeout"
-    #: The name, the address or the port could not be reached (the dial's error text).
-    UNREACHABLE = "unreachable"
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ the dialer speaks, and both Go versions write theirs at once whatever we send.
 The time runs from the dial (after resolving a host name, which is not timed: lookups
 queue for the resolver's threads, and timing the queue would rank peers by their place in
 a list) to the last byte of the remote's handshake.  Failures are
-:class:`ygg.interfaces.ProbeError`, whose ``kind`` tells a peer that refuses the version
-from one that is merely down.
+:class:`ygg.errors.ProbeError` (public in ``ygg.interfaces``), whose ``kind`` tells a
+peer that refuses the version from one that is merely down.
 """
 
 from __future__ import annotations
@@ -22,8 +22,7 @@ from twisted.internet.defer import Deferred, fail
 from twisted.internet.protocol import Factory, Protocol
 from twisted.python.failure import Failure
 
-from ygg.errors import DecodeError, YggError
-from ygg.interfaces import ProbeError
+from ygg.errors import DecodeError, ProbeError, YggError
 from ygg.keys import NodeKey
 from ygg.links import endpoints
 from ygg.links.handshake import META_SIZE, HandshakeError, check_remote_key, decode_meta

@@ -46,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.helpers import PYTHON, YGGDRASILCTL  # noqa: E402
 from tests.nodes import GoNode, Node, YggNode, remove_tree  # noqa: E402
+from tests.processes import cpu_seconds, status_kb  # noqa: E402
 from ygg.keys import NodeKey  # noqa: E402
 from ygg.links.handshake import META_SIZE, decode_meta, encode_meta  # noqa: E402
 from ygg.network import wire  # noqa: E402
@@ -60,18 +61,6 @@ _LINGER_RESET = struct.pack("ii", 1, 0)
 
 
 # -- /proc ------------------------------------------------------------------------------
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def status_kb(pid: int, key: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1])
-    return 0
 
 
 def open_fds(pid: int) -> int:

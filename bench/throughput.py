@@ -1,15 +1,21 @@
-"""Throughput of IPv6 over the mesh, ours against the Go node, in one run (needs root).
+"""Throughput of IPv6 over the mesh, ours against the Go nodes, in one run (needs root).
 
 Network namespaces joined by veth pairs carry the links; each node has its TUN.  iperf3
-sends TCP for --seconds through:
+sends TCP for --seconds through, against Go 0.4.7 (v0.4 links) and Go 0.5.12 (v0.5 links):
 
 * pairs (two namespaces):   Go→Go, Go→ours, ours→Go
-* chains (three namespaces, the middle node forwards):  Go→ours→Go, Go→Go→Go
+* chains (three namespaces, the middle node forwards):  Go→Go→Go, Go→ours→Go
 
-For each run it prints Mbit/s, the ratio to the Go-only run of the same shape, and the CPU
-(% of one core) and peak RSS of every node; then the idle RSS of ours and of Go.
+The v0.4 rows run at the default IfMTU (65535, which 0.4.7 caps at 53049); the v0.5 rows
+run at the default and again at IfMTU 1280, where the per-packet cost shows.  Ours runs
+both versions, as a config without ProtocolVersions does.  For each run it prints Mbit/s,
+the ratio to the Go-only run of the same shape, version and MTU, and the CPU (% of one
+core) and peak RSS of every node; then the idle RSS of ours and of each Go node.  The
+machine is shared, so ``--rounds N`` runs every row N times over and prints the median
+and the spread (min–max) of Mbit/s and of the ratios (each taken within its round), the
+median CPU and the largest peak RSS.
 
-    python bench/throughput.py [--seconds 10] [--json]
+    python bench/throughput.py [--seconds 10] [--rounds 3] [--only v04 v05 v05-1280] [--json]
 """
 
 from __future__ import annotations
@@ -17,17 +23,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.nodes import GoNode, Node, YggNode, remove_tree  # noqa: E402
+from tests.nodes import GoNode, GoNode05, Node, YggNode, remove_tree  # noqa: E402
+from tests.processes import cpu_seconds, status_kb  # noqa: E402
 
 PORT = 14001
 
@@ -101,25 +110,13 @@ class Run:
     ratio: float | None = None
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def status_kb(pid: int, key: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1])
-    return 0
-
-
 def node_pid(node: Node) -> int:
     """The node process itself (``ip netns exec`` replaces itself with it)."""
     assert node.process is not None
     return node.process.proc.pid
 
 
-def start(kind: type[Node], directory: str, ns: str, **kwargs: object) -> Node:
+def start(kind: type[Node], directory: str, ns: str, **kwargs: Any) -> Node:
     node = kind(directory, netns=ns, tun="ygg0", **kwargs)
     node.start()
     return node
@@ -145,8 +142,11 @@ def iperf(server_ns: str, client_ns: str, target: str, seconds: int) -> float:
         server.wait(timeout=30)
 
 
-def measure(name: str, chain: Chain, kinds: list[type[Node]], seconds: int, work: str) -> Run:
-    """Nodes of ``kinds`` along the chain (each peers with the next); iperf3 end to end."""
+def measure(
+    name: str, chain: Chain, kinds: list[type[Node]], seconds: int, work: str, mtu: int
+) -> Run:
+    """Nodes of ``kinds`` along the chain (each peers with the next), each with IfMTU
+    ``mtu``; iperf3 end to end."""
     nodes: list[Node] = []
     try:
         for i, kind in enumerate(kinds):
@@ -154,7 +154,9 @@ def measure(name: str, chain: Chain, kinds: list[type[Node]], seconds: int, work
             listen = [f"tcp://[{chain.ip(i - 1, 2)}]:{PORT}"] if i > 0 else []
             peers = []
             nodes.append(
-                start(kind, f"{work}/{name}{i}", chain.names[i], listen=listen, peers=peers)
+                start(
+                    kind, f"{work}/{name}{i}", chain.names[i], listen=listen, peers=peers, mtu=mtu
+                )
             )
         for i in range(len(nodes) - 1):
             nodes[i].ctl("addPeer", f"uri=tcp://[{chain.ip(i, 2)}]:{PORT}")
@@ -172,7 +174,7 @@ def measure(name: str, chain: Chain, kinds: list[type[Node]], seconds: int, work
         mbit = iperf(chain.names[len(nodes) - 1], chain.names[0], target, seconds)
         wall = time.monotonic() - started
         usage = {
-            f"{i}:{type(n).__name__}": Usage(
+            f"{i}:{NAMES[type(n)]}": Usage(
                 round(100 * (cpu_seconds(p) - b) / wall, 1), status_kb(p, "VmHWM")
             )
             for i, (n, p, b) in enumerate(zip(nodes, pids, before, strict=True))
@@ -185,60 +187,122 @@ def measure(name: str, chain: Chain, kinds: list[type[Node]], seconds: int, work
 
 def idle_rss(chain: Chain, work: str) -> dict[str, int]:
     rss = {}
-    for kind in (GoNode, YggNode):
+    for kind in (GoNode, GoNode05, YggNode):
         node = start(kind, f"{work}/idle{kind.__name__}", chain.names[0])
         time.sleep(5)
-        rss[kind.__name__] = status_kb(node_pid(node), "VmRSS")
+        rss[NAMES[kind]] = status_kb(node_pid(node), "VmRSS")
         node.stop()
     return rss
+
+
+NAMES: dict[type[Node], str] = {GoNode: "go", GoNode05: "go05", YggNode: "ours"}
+DEFAULT_MTU = 65535  # the default IfMTU (0.4.7 caps it at 53049)
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    group: str  # what --only picks: v04, v05, v05-1280
+    kinds: list[type[Node]]
+    reference: str | None  # the Go-only row of the same shape, version and MTU
+    mtu: int = DEFAULT_MTU
+
+
+def plan() -> list[Row]:
+    """Each group: the Go-only pair, ours at either end, the Go-only chain, ours in the
+    middle (a reference row runs before the rows compared to it)."""
+    rows = []
+    groups = (("v04", GoNode, "go", DEFAULT_MTU), ("v05", GoNode05, "go05", DEFAULT_MTU))
+    groups += (("v05-1280", GoNode05, "go05", 1280),)
+    for group, go, g, mtu in groups:
+        at = "" if mtu == DEFAULT_MTU else f" @{mtu}"
+        pair, chain = f"{g}->{g}{at}", f"{g}->{g}->{g}{at}"
+        rows += [
+            Row(pair, group, [go, go], None, mtu),
+            Row(f"{g}->ours{at}", group, [go, YggNode], pair, mtu),
+            Row(f"ours->{g}{at}", group, [YggNode, go], pair, mtu),
+            Row(chain, group, [go, go, go], None, mtu),
+            Row(f"{g}->ours->{g}{at}", group, [go, YggNode, go], chain, mtu),
+        ]
+    return rows
+
+
+def spread(values: list[float], digits: int = 0) -> str:
+    """``median`` or, over several rounds, ``median (min–max)``."""
+    mid = statistics.median(values)
+    if len(values) == 1:
+        return f"{mid:.{digits}f}"
+    return f"{mid:.{digits}f} ({min(values):.{digits}f}–{max(values):.{digits}f})"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run the rows this many times over (the machine is shared: medians and spread)",
+    )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=("v04", "v05", "v05-1280"),
+        help="run these groups of rows only (default: all)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("bench/throughput.py needs root (namespaces and TUN devices)")
+    rows = [row for row in plan() if not args.only or row.group in args.only]
     work = tempfile.mkdtemp(prefix="ygb", dir="/tmp")
     chain = Chain(3).up()
+    # Per row, one Run a round; a ratio compares rows of the same round.
+    runs: dict[str, list[Run]] = {row.name: [] for row in rows}
     try:
-        plan = [
-            ("go->go", [GoNode, GoNode], None),
-            ("go->ours", [GoNode, YggNode], "go->go"),
-            ("ours->go", [YggNode, GoNode], "go->go"),
-            ("go->go->go", [GoNode, GoNode, GoNode], None),
-            ("go->ours->go", [GoNode, YggNode, GoNode], "go->go->go"),
-        ]
-        runs: dict[str, Run] = {}
-        for name, kinds, reference in plan:
-            print(f"running {name} …", file=sys.stderr, flush=True)
-            run = measure(name.replace("->", "_"), chain, kinds, args.seconds, work)
-            run.name = name
-            if reference is not None and runs[reference].mbit_s:
-                run.ratio = round(run.mbit_s / runs[reference].mbit_s, 2)
-            runs[name] = run
+        for round_ in range(args.rounds):
+            done: dict[str, Run] = {}
+            for row in rows:
+                print(
+                    f"round {round_ + 1}/{args.rounds}: {row.name} …", file=sys.stderr, flush=True
+                )
+                tag = row.name.replace("->", "_").replace(" @", "_")
+                run = measure(f"{tag}_{round_}", chain, row.kinds, args.seconds, work, row.mtu)
+                run.name = row.name
+                reference = done.get(row.reference) if row.reference else None
+                if reference is not None and reference.mbit_s:
+                    run.ratio = round(run.mbit_s / reference.mbit_s, 2)
+                done[row.name] = run
+                runs[row.name].append(run)
         idle = idle_rss(chain, work)
     finally:
         chain.down()
         remove_tree(work)
     if args.json:
-        print(json.dumps({"runs": [asdict(r) for r in runs.values()], "idle_rss_kb": idle}))
+        out = {name: [asdict(r) for r in rounds] for name, rounds in runs.items()}
+        print(json.dumps({"rounds": args.rounds, "runs": out, "idle_rss_kb": idle}))
         return 0
-    print(f"iperf3 TCP, {args.seconds} s per run, {os.cpu_count()} cores")
+    print(
+        f"iperf3 TCP, {args.seconds} s per run, {args.rounds} round(s), "
+        f"{os.cpu_count()} cores" + ("; median (min–max)" if args.rounds > 1 else "")
+    )
     print("| run | Mbit/s | ratio to Go | nodes: CPU % / peak RSS MiB |")
     print("|---|---|---|---|")
-    for run in runs.values():
+    for name, rounds in runs.items():
         nodes = ", ".join(
-            f"{name.split(':')[1].replace('Node', '')} {u.cpu_percent}% / "
-            f"{u.peak_rss_kb / 1024:.0f}"
-            for name, u in run.nodes.items()
+            f"{key.split(':')[1]} "
+            f"{statistics.median(r.nodes[key].cpu_percent for r in rounds):.0f}% / "
+            f"{max(r.nodes[key].peak_rss_kb for r in rounds) / 1024:.0f}"
+            for key in rounds[0].nodes
         )
-        ratio = "—" if run.ratio is None else f"{run.ratio:.2f}"
-        print(f"| {run.name} | {run.mbit_s:.0f} | {ratio} | {nodes} |")
+        ratios = [r.ratio for r in rounds if r.ratio is not None]
+        ratio = spread(ratios, 2) if ratios else "—"
+        print(f"| {name} | {spread([r.mbit_s for r in rounds])} | {ratio} | {nodes} |")
+    ours = idle["ours"]
     print(
-        f"idle RSS: ours {idle['YggNode'] / 1024:.1f} MiB, Go {idle['GoNode'] / 1024:.1f} MiB "
-        f"(ratio {idle['YggNode'] / max(1, idle['GoNode']):.1f})"
+        f"idle RSS: ours {ours / 1024:.1f} MiB, Go 0.4.7 {idle['go'] / 1024:.1f} MiB "
+        f"(ratio {ours / max(1, idle['go']):.1f}), Go 0.5.12 {idle['go05'] / 1024:.1f} MiB "
+        f"(ratio {ours / max(1, idle['go05']):.1f})"
     )
     return 0
 

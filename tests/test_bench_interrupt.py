@@ -54,7 +54,7 @@ class InterruptTests(SynchronousTestCase):
         require_go()
         require_tool("iperf3")
         proc = self.start("bench/throughput.py")
-        proc.wait_for("running go->go", timeout=60)
+        proc.wait_for("round 1/1: go->go", timeout=60)
         tag = f"yb{proc.proc.pid % 10000}n"
         time.sleep(1)  # into starting the nodes
         self.interrupt(proc, "bench/throughput.py")

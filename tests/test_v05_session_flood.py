@@ -56,13 +56,13 @@ class ReplayFloodTests(V05, v04.FloodTestCase):
         self.outbox.clear()
         target.manager.handle_packet(source, packet, v04.GENUINE_LINK)
         opened = []
-        real_open = manager_module.open_box
+        real_open = manager_module.open_at
 
-        def counted(*args: object) -> bytes | None:
+        def counted(*args: object) -> object:
             opened.append(1)
             return real_open(*args)  # type: ignore[arg-type]
 
-        self.patch(manager_module, "open_box", counted)
+        self.patch(manager_module, "open_at", counted)
         target.sent.clear()
         self.flood(target, lambda: (source, packet), 10_000, 0.001)
         self.assertEqual(opened, [])

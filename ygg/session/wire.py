@@ -85,6 +85,13 @@ def encode_traffic_header(local_key_seq: int, remote_key_seq: int, nonce: int) -
     if local_key_seq < 0x80 and remote_key_seq < 0x80:
         if nonce < 0x80:
             return bytes((TRAFFIC, local_key_seq, remote_key_seq, nonce))
+        if nonce < 0x10000000:  # 2 to 4 bytes: the first 2**28 packets of a session
+            out = [TRAFFIC, local_key_seq, remote_key_seq]
+            while nonce >= 0x80:
+                out.append((nonce & 0x7F) | 0x80)
+                nonce >>= 7
+            out.append(nonce)
+            return bytes(out)
         return bytes((TRAFFIC, local_key_seq, remote_key_seq)) + put_uvarint(nonce)
     return b"\x03" + put_uvarint(local_key_seq) + put_uvarint(remote_key_seq) + put_uvarint(nonce)
 
@@ -119,6 +126,18 @@ def decode_traffic_header(data: bytes) -> tuple[int, int, int, int]:
     c = data[i]
     if c < 0x80:
         return a, b, c, i + 1
+    # The nonce soon takes several bytes: up to 9 are read here (once per packet), a
+    # tenth (a nonce of 2**63 or more) by get_uvarint with Go's overflow rule.
+    c &= 0x7F
+    j = i + 1
+    shift = 7
+    while shift < 63:
+        byte = data[j]
+        j += 1
+        c |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return a, b, c, j
+        shift += 7
     c, n = get_uvarint(data, i)
     if n <= 0:
         raise DecodeError("bad-varint")

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ygg.core.core import TYPE_IPV6, BaseCore, Handler, unhandled
+from ygg.core.core import TYPE_DUMMY, TYPE_IPV6, TYPE_PROTO, BaseCore, Handler, unhandled
 from ygg.keys import NodeKey
 from ygg.v05.network.router import MTU as NETWORK_MTU
 from ygg.v05.network.router import Router
@@ -67,10 +67,20 @@ class Core(BaseCore):
         )
 
     def _message(self, source: bytes, message: bytes) -> None:
-        if len(message) > IPV6_MTU + 1 and message[0] == TYPE_IPV6:
-            self.drops["oversized-ipv6"] += 1  # 0.5 reads at most Core.MTU() bytes
+        # BaseCore's dispatch with 0.5's cap, in one call per packet.
+        if not message:
+            self.drops["empty"] += 1
             return
-        super()._message(source, message)
+        kind = message[0]
+        if kind == TYPE_IPV6:
+            if len(message) > IPV6_MTU + 1:
+                self.drops["oversized-ipv6"] += 1  # 0.5 reads at most Core.MTU() bytes
+                return
+            self._ipv6(source, message)
+        elif kind == TYPE_PROTO:
+            self._proto(source, message)
+        else:
+            self.drops["dummy" if kind == TYPE_DUMMY else "unknown-type"] += 1
 
     def send(self, dest: bytes, message: bytes) -> None:
         if len(message) > IPV6_MTU + 1 and message[0] == TYPE_IPV6:

@@ -18,6 +18,7 @@ from ygg.v05.network.wire import PathBroken, PathLookup, PathNotify, PathNotifyI
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IDelayedCall
 
+    from ygg.v05.network.peers import Peer
     from ygg.v05.network.router import Router
 
 PATH_TIMEOUT = 60.0  # pathTimeout: lifetime of a path and of a rumor
@@ -28,7 +29,7 @@ _SLACK = 1e-6
 class Path:
     """A destination's coords as its last accepted notify gave them."""
 
-    __slots__ = ("broken", "coords", "expires", "req_time", "seq", "timer", "traffic")
+    __slots__ = ("broken", "coords", "expires", "head", "req_time", "seq", "timer", "traffic")
 
     def __init__(self, now: float) -> None:
         self.coords: tuple[int, ...] = ()
@@ -38,6 +39,8 @@ class Path:
         self.timer: IDelayedCall | None = None
         self.traffic: bytes | None = None  # the last payload sent on it (resent if it moves)
         self.broken = False  # a pathBroken came back: no more timer resets until a notify
+        #: Our traffic's next hop and header on these coords: ``Router.traffic_head``.
+        self.head: tuple[int, Peer | None, bytes] | None = None
 
 
 class Rumor:
@@ -160,6 +163,7 @@ class Pathfinder:
                 path.traffic = rumor.traffic[1]
                 rumor.traffic = None
         path.coords = notify.info.path
+        path.head = None
         path.seq = notify.info.seq
         path.broken = False
         self.paths[source] = path
@@ -176,6 +180,13 @@ class Pathfinder:
         router = self.router
         if path is not None:
             path.traffic = payload  # cached: resent if a notify moves the path
+            head = path.head
+            if head is None or head[0] != router.route_epoch:
+                head = path.head = router.traffic_head(path.coords, dest)
+            peer = head[1]
+            if peer is not None:
+                peer.push(head[2] + payload, self.key, dest)
+                return
             router.forward(
                 path.coords, router.tree.own_coords(), self.key, dest, wire.WATERMARK_NONE, payload
             )

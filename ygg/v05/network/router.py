@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
 TICK = 1.0  # the router's maintenance period
+HOP_CACHE = 4096  # next hops kept by path (a table of many more is started afresh)
 MTU = wire.NETWORK_MTU  # 130993: the largest payload ``send`` takes
 
 #: One cache for every router in the process (the simulator's nodes see the same
@@ -109,9 +110,16 @@ class Router:
         self._order = 0
         #: The link the traffic being delivered came in on (None: our own), for ``deliver``.
         self.arrival: Peer | None = None
-        # The source and coords of the traffic being handled, for ``send_untracked``.
+        # The source of the traffic being handled, and the body and offset of its from
+        # path (decoded only if ``send_untracked`` needs it).
         self._arrival_source: bytes | None = None
-        self._arrival_from: tuple[int, ...] = ()
+        self._arrival_body: bytes = b""
+        self._arrival_from = 0
+        # Next hops by a traffic body's path bytes: (distance from us, link or None, the
+        # path).  Bumping ``route_epoch`` (coords, links or costs changed) empties it.
+        self._hops: dict[bytes, tuple[int, Peer | None, tuple[int, ...]]] = {}
+        #: Bumped when a next hop chosen before may no longer be the one chosen now.
+        self.route_epoch = 0
         #: Answers ``send_untracked`` had no way to route (no path, not a reply).
         self.untracked_dropped = 0
         self.closed = False
@@ -143,6 +151,11 @@ class Router:
         if self.tree_notify is not None:
             self.tree_notify()
 
+    def routes_changed(self) -> None:
+        """Coords, links or a link's cost changed: forget the next hops chosen so far."""
+        self.route_epoch += 1
+        self._hops.clear()
+
     # -- links ----------------------------------------------------------------------------
 
     def add_peer(self, key: bytes, link: LinkIO, priority: int = 0) -> Peer:
@@ -169,6 +182,7 @@ class Router:
         self._order += 1
         self.tree.add_link(peer, first)  # replays sent infos, sends the sigReq
         links[peer] = None  # type: ignore[index]
+        self.routes_changed()
         self.blooms.send_bloom(peer)
         return peer
 
@@ -181,6 +195,7 @@ class Router:
         del links[peer]
         last = not links
         self.tree.remove_link(peer, last)
+        self.routes_changed()
         if last:
             del self.peers[peer.key]
             self._used_ports.discard(self.ports.pop(peer.key))
@@ -231,10 +246,16 @@ class Router:
         cost per unit of distance gained; for the same key its lowest priority; then the
         lower distance; then the older link.
         """
-        tree = self.tree
-        here = tree.dist(path, self.public_key)
+        here, best = self._choose(path)
         if here >= watermark:
             return None, watermark
+        return best, here
+
+    def _choose(self, path: tuple[int, ...]) -> tuple[int, Peer | None]:
+        """(our distance to ``path``, the link :meth:`next_hop` takes below it or None):
+        a function of the coords, the links and their costs alone."""
+        tree = self.tree
+        here = tree.dist(path, self.public_key)
         best: Peer | None = None
         best_cpd = best_dist = INFINITE
         dist = tree.dist
@@ -260,7 +281,28 @@ class Router:
                     ):
                         continue
                 best, best_cpd, best_dist = p, cpd, d
-        return best, here
+        return here, best
+
+    def traffic_head(self, coords: tuple[int, ...], dest: bytes) -> tuple[int, Peer | None, bytes]:
+        """(``route_epoch``, next hop, header) of our own traffic to ``dest`` at ``coords``:
+        what :meth:`forward` sends is the header and the payload.  No next hop (None): the
+        traffic is ours, or the path is broken, and :meth:`forward` handles it."""
+        here, best = self._choose(coords)
+        if best is None or here >= wire.WATERMARK_NONE:
+            return self.route_epoch, None, b""
+        own = self.tree.own_coords()
+        header = wire.traffic_body(coords, own, self.public_key, dest, here, b"")
+        return self.route_epoch, best, header
+
+    def _hop(self, key: bytes) -> tuple[int, Peer | None, tuple[int, ...]]:
+        """The cached :meth:`_choose` for a traffic body's one-byte-port path ``key``."""
+        hops = self._hops
+        if len(hops) >= HOP_CACHE:  # paths come from the wire: bound what they can hold
+            hops.clear()
+        path = tuple(key)
+        here, best = self._choose(path)
+        hop = hops[key] = (here, best, path)
+        return hop
 
     def forward(
         self,
@@ -286,12 +328,53 @@ class Router:
     def handle_traffic(self, body: bytes, peer: Peer | None = None) -> None:
         """A traffic frame body from ``peer`` (from any neighbour, on tree or not)."""
         try:
-            h = wire.traffic_header(body)
+            split = wire.split_traffic(body)
+            h = wire.traffic_header(body) if split is None else None
         except DecodeError as e:
             raise LinkError(f"decode: {e}") from None
+        if h is not None:
+            self._handle_decoded(h, body, peer)
+            return
+        assert split is not None
+        # The per-packet path (ARCHITECTURE rule 7): offsets into the body, the next hop
+        # cached by the path's bytes, the body rebuilt only past its keys.
+        p, f, watermark, offset = split
+        key = body[1:p]
+        hop = self._hops.get(key) or self._hop(key)
+        here = hop[0]
+        if here < watermark:
+            best = hop[1]
+            if best is not None:
+                at = f + 65
+                best.push(
+                    wire.with_watermark(body, at, offset, here),
+                    body[f + 1 : f + 33],
+                    body[f + 33 : at],
+                )
+                return
+        source = body[f + 1 : f + 33]
+        dest = body[f + 33 : f + 65]
+        if dest != self.public_key:
+            self.pathfinder.do_broken(wire.get_path(body, p + 1, f + 1, "traffic")[0], source, dest)
+            return
+        self.pathfinder.reset_timeout(source)
+        self.arrival = peer
+        self._arrival_source = source
+        self._arrival_body = body
+        self._arrival_from = p + 1
+        try:
+            self.deliver(source, body[offset:])
+        finally:
+            self.arrival = None
+            self._arrival_source = None
+            self._arrival_body = b""
+
+    def _handle_decoded(self, h: wire.TrafficHeader, body: bytes, peer: Peer | None) -> None:
+        """Any other traffic body: decoded whole, re-encoded as Go does."""
         self.arrival = peer
         self._arrival_source = h.source
-        self._arrival_from = h.from_path
+        self._arrival_body = wire.put_path(h.from_path)
+        self._arrival_from = 0
         try:
             self.forward(
                 h.path,
@@ -304,6 +387,7 @@ class Router:
         finally:
             self.arrival = None
             self._arrival_source = None
+            self._arrival_body = b""
 
     # -- the node's side ------------------------------------------------------------------
 
@@ -334,7 +418,8 @@ class Router:
         if path is not None:
             coords = path.coords
         elif dest == self._arrival_source:
-            coords = self._arrival_from
+            body = self._arrival_body
+            coords = wire.get_path(body, self._arrival_from, len(body), "traffic")[0]
         else:
             self.untracked_dropped += 1
             return

@@ -141,6 +141,7 @@ class Tree:
                 self.lags[peer] = 2 * sample  # new links start with a penalty
             else:
                 self.lags[peer] = lag * 7 // 8 + min(sample, 2 * lag) // 8
+            self.router.routes_changed()  # the link's cost may differ
 
     # -- the CRDT (§5.2) ------------------------------------------------------------------
 
@@ -285,6 +286,7 @@ class Tree:
         self._coords.clear()
         self._chains.clear()
         self._fix_dirty = self._announce_dirty = True
+        self.router.routes_changed()
 
     # -- the tick (§5.4, §5.2) ------------------------------------------------------------
 

@@ -79,6 +79,8 @@ def put_uvarint(value: int) -> bytes:
     """``value`` as Go ``binary.AppendUvarint`` writes it (1-10 bytes)."""
     if 0 <= value < 0x80:
         return _BYTE[value]
+    if 0 < value < 0x4000:  # every frame length at IfMTU 1280: one per packet
+        return bytes(((value & 0x7F) | 0x80, value >> 7))
     if not 0 <= value <= MAX_UINT64:
         raise ValueError(f"a uvarint holds 0..2**64-1, not {value}")
     out = bytearray()
@@ -687,6 +689,42 @@ def traffic_body(
     )
 
 
+def split_traffic(body: bytes) -> tuple[int, int, int, int] | None:
+    """The per-packet decode of a whole traffic body whose ports are all one byte (ports
+    number a node's links, so nearly every body): ``(p, f, watermark, payload_offset)``
+    where ``body[1:p]`` are the path's ports and ``body[p]`` its 0, ``body[p + 1:f]`` the
+    from path's, the source key is at ``f + 1`` and the dest key at ``f + 33``.  None for
+    any other body: :func:`traffic_header` then decodes it or says what is wrong.
+
+    One-byte ports are their own canonical encoding, so a forwarded body may keep the
+    bytes up to its watermark (:func:`with_watermark`) where Go re-encodes them.
+    """
+    if type(body) is not bytes or not body or body[0] != TRAFFIC:
+        return None
+    p = body.find(0, 1)
+    if p < 0:
+        return None
+    f = body.find(0, p + 1)
+    if f < 0 or not body[1:f].isascii():
+        return None
+    at = f + 1 + 2 * KEY_SIZE  # the watermark
+    end = len(body)
+    if at >= end:
+        return None
+    watermark = body[at]
+    if watermark < 0x80:
+        return p, f, watermark, at + 1
+    watermark, pos = get_uvarint(body, at, end, "traffic")
+    return p, f, watermark, pos
+
+
+def with_watermark(body: bytes, at: int, payload_offset: int, watermark: int) -> bytes:
+    """A traffic body whose routing fields end at ``at`` (its keys' end), sent on with
+    ``watermark``: the bytes Go re-encodes when every port is one byte."""
+    view = memoryview(body)
+    return b"".join((view[:at], put_uvarint(watermark), view[payload_offset:]))
+
+
 def reroute_traffic(body: bytes, header: TrafficHeader, watermark: int) -> bytes:
     """The body to forward: the same traffic with the watermark this hop lowered it to."""
     return traffic_body(
@@ -740,59 +778,84 @@ class FrameReader:
     Holds at most one incomplete frame (≤ ``max_size`` + 10 bytes).  A zero length, a
     length over ``max_size`` or an overflowing length varint raises :class:`FrameError`,
     and the reader stays broken: Go closes the link.
+
+    A frame split across reads (every one at 64 KiB) is held as views of the chunks it
+    came in (kept alive with them) and joined once when complete: one copy of its body,
+    as for any other frame.
     """
 
-    __slots__ = ("_broken", "_buf", "_max")
+    __slots__ = ("_broken", "_held", "_max", "_need", "_parts", "_prefix")
 
     def __init__(self, max_size: int = MAX_MESSAGE_SIZE) -> None:
-        self._buf = bytearray()
+        self._parts: list[memoryview] = []  # the incomplete frame's bytes so far
+        self._held = 0  # their length
+        self._need = 0  # the whole frame's length with its prefix; 0 while that is cut
+        self._prefix = 0  # the length of that prefix
         self._broken = False
         self._max = max_size
 
     def pending(self) -> int:
         """Bytes held for a frame not yet complete."""
-        return len(self._buf)
+        return self._held
 
     def _fail(self, message: str, bodies: list[bytes]) -> FrameError:
         self._broken = True
-        # Replaced, not cleared: feed() may hold a memoryview of the old buffer here, and
-        # resizing an exported bytearray raises BufferError instead of this FrameError.
-        self._buf = bytearray()
+        self._parts = []
+        self._held = self._need = 0
         return FrameError(message, bodies)
 
     def feed(self, data: bytes) -> list[bytes]:
         if self._broken:
             raise FrameError("stream already failed", [])
-        buf = self._buf
-        if buf:
-            buf += data
-            src: bytes | bytearray = buf
-        else:
-            src = data  # the usual case: parse the chunk itself, copy only the leftover
+        if type(data) is not bytes:
+            data = bytes(data)
         bodies: list[bytes] = []
+        parts = self._parts
         pos = 0
+        src = data
+        if parts:
+            held = self._held + len(data)
+            need = self._need
+            if need and held < need:
+                parts.append(memoryview(data))
+                self._held = held
+                return bodies
+            if need:  # the held frame ends in this chunk: its body in one join
+                pos = len(data) - (held - need)
+                parts[0] = parts[0][self._prefix :]
+                parts.append(memoryview(data)[:pos])
+                bodies.append(b"".join(parts))
+            else:  # the length itself was cut (rare): parse the held bytes and these
+                parts.append(memoryview(data))
+                src = b"".join(parts)
+            self._parts = parts = []
+            self._held = self._need = 0
+        view = memoryview(src)
         end = len(src)
-        with memoryview(src) as view:
-            while pos < end:
-                size = src[pos]
-                if size < 0x80:
-                    start = pos + 1
-                else:
-                    size, start = _length_at(src, pos, end)
-                    if start < 0:
-                        raise self._fail("binary: varint overflows a 64-bit integer", bodies)
-                    if start == 0:
-                        break  # the rest of the length is still on its way
-                if size == 0:
-                    raise self._fail("empty message", bodies)
-                if size > self._max:
-                    raise self._fail("oversized message", bodies)
-                if end - start < size:
-                    break
-                bodies.append(bytes(view[start : start + size]))
-                pos = start + size
-            if src is not buf:
-                buf += view[pos:]
-        if src is buf:
-            del buf[:pos]
+        while pos < end:
+            size = src[pos]
+            if size < 0x80:
+                start = pos + 1
+            elif pos + 1 < end and src[pos + 1] < 0x80:  # two bytes: up to 16383
+                size = (size & 0x7F) | (src[pos + 1] << 7)
+                start = pos + 2
+            else:
+                size, start = _length_at(src, pos, end)
+                if start < 0:
+                    raise self._fail("binary: varint overflows a 64-bit integer", bodies)
+                if start == 0:
+                    break  # the rest of the length is still on its way
+            if size == 0:
+                raise self._fail("empty message", bodies)
+            if size > self._max:
+                raise self._fail("oversized message", bodies)
+            if end - start < size:
+                self._prefix = start - pos
+                self._need = self._prefix + size
+                break
+            bodies.append(bytes(view[start : start + size]))
+            pos = start + size
+        if pos < end:
+            parts.append(view[pos:])
+            self._held = end - pos
         return bodies

@@ -18,14 +18,15 @@ init a second for a failing session; docs/reliability.md).  What is v0.5's own:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING
 
 from ygg.errors import DecodeError
 from ygg.keys import NodeKey
-from ygg.session.crypto import KEY_SIZE, open_box
+from ygg.session.crypto import KEY_SIZE, open_at, seal_packet
 from ygg.session.manager import BaseSessionManager, Limits, SessionInfo
-from ygg.session.wire import decode_traffic_header
+from ygg.session.ratchet import U64
+from ygg.session.wire import TRAFFIC, decode_traffic_header, encode_traffic_header
 from ygg.v05.network.wire import NETWORK_MTU
 from ygg.v05.session.group import group_secret
 from ygg.v05.session.ratchet import UNKNOWN, Session
@@ -59,6 +60,38 @@ class SessionManager(BaseSessionManager):
         super().__init__(key, clock, send, deliver, network_mtu, reply, limits)
         self._group = group_secret(group_password)
 
+    # The per-packet paths (ARCHITECTURE rule 7) are the base class's, written out for an
+    # established session: no calls but the crypto's and the callables'.
+
+    def write_to(self, dest: bytes, message: bytes) -> None:
+        session = self._sessions.get(dest)
+        if session is None or session.pending or len(message) > self._mtu:
+            super().write_to(dest, message)  # buffers, inits, unpending, errors
+            return
+        nonce = session.send_nonce + 1
+        if nonce > U64:
+            super().write_to(dest, message)  # the base class moves to fresh keys
+            return
+        session.send_nonce = nonce
+        packet = seal_packet(
+            encode_traffic_header(session.local_key_seq, session.remote_key_seq, nonce),
+            session.next_local.public,
+            message,
+            nonce,
+            session.send_shared,
+        )
+        session.tx += len(message)
+        session.last_activity = self._clock.seconds()
+        self._send(dest, packet)
+
+    def handle_packet(self, source: bytes, data: bytes, link: Hashable = None) -> None:
+        if type(data) is bytes and data and data[0] == TRAFFIC:
+            session = self._sessions.get(source)
+            if session is not None:
+                self._open(source, session, data)
+                return
+        super().handle_packet(source, data, link)
+
     def _open(self, source: bytes, session: Session, data: bytes) -> None:  # type: ignore[override]
         try:
             their_seq, our_seq, nonce, offset = decode_traffic_header(data)
@@ -73,7 +106,7 @@ class SessionManager(BaseSessionManager):
         if shared is None:
             self.drops["replay"] += 1
             return
-        plaintext = open_box(data[offset:], nonce, shared)
+        plaintext = open_at(data, offset, nonce, shared)
         if plaintext is None:
             self.drops["open-failed"] += 1
             self._ask_for_init(source, session)

@@ -289,7 +289,9 @@ class NodeProbeTests(SynchronousTestCase):
         self.assertEqual((args[1].text, args[2]), ("tcp://192.0.2.1:1", V05))
         self.assertIs(args[3], node.node_key)
         self.assertEqual(kwargs["timeout"], 6.0)
-        self.assertIs(kwargs["certificate"], node.links.certificate)
+        self.assertIsNone(kwargs["certificate"])  # tcp: no certificate, no pyOpenSSL
+        node.probe_peer("tls://192.0.2.1:1", V04)
+        self.assertIs(seen[-1][1]["certificate"], node.links.certificate)
         with self.assertRaises(YggError):
             node.probe_peer("http://192.0.2.1:1", V05)
         self.assertEqual(self.node('["0.4", "0.5"]').versions(), (V04, V05))

@@ -4,7 +4,8 @@ A feature is an ``IFeature`` object named by an entry point in the group ``ygg.f
 (``[project.entry-points."ygg.features"] name = "package.module:object"``).  Entry points
 are how Python packages announce plugins: they work the same for pip installs into a venv,
 ``pip install --target`` plus PYTHONPATH, and editable installs, need no cache file
-beside the code, and leave ygg's own package untouched (docs/design.md).
+beside the code, and leave ygg's own package untouched (docs/design.md).  They are read
+by :mod:`ygg.entrypoints` (importlib.metadata would stay in memory for one lookup).
 
 Loading is isolated: a feature that fails to import, or is not an ``IFeature``, is reported
 by name with the reason and left out; the others load.
@@ -16,7 +17,6 @@ import os
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from importlib import metadata
 from typing import Any
 
 from twisted.logger import Logger, LogLevel
@@ -24,6 +24,7 @@ from zope.interface.exceptions import Invalid
 from zope.interface.verify import verifyObject
 
 from ygg import config as node_config
+from ygg import entrypoints
 from ygg.config import NodeConfig, Section, override
 from ygg.interfaces import IFeature
 
@@ -59,7 +60,7 @@ def _check(feature: Any) -> None:
         raise TypeError("name and section must be strings")
 
 
-def _load(entry: metadata.EntryPoint) -> Any:
+def _load(entry: entrypoints.EntryPoint) -> Any:
     feature = entry.load()
     try:
         _check(feature)
@@ -68,7 +69,7 @@ def _load(entry: metadata.EntryPoint) -> Any:
     return feature
 
 
-def _install_notes(entries: Iterable[metadata.EntryPoint]) -> list[str]:
+def _install_notes(entries: Iterable[entrypoints.EntryPoint]) -> list[str]:
     """Lines about plugin installs that would hurt ygg, said once at start."""
     notes = []
     for path in sys.path:
@@ -80,12 +81,12 @@ def _install_notes(entries: Iterable[metadata.EntryPoint]) -> list[str]:
             )
     for entry in entries:
         dist = entry.dist
-        if dist is None or dist.metadata["Name"] in (None, "ygg"):
+        if dist.name == "ygg":
             continue
-        owned = [str(f) for f in (dist.files or ()) if str(f).startswith("ygg/")]
+        owned = [f for f in dist.files() if f.startswith("ygg/")]
         if owned:
             notes.append(
-                f"the package {dist.metadata['Name']} installs {owned[0]} into ygg's own "
+                f"the package {dist.name} installs {owned[0]} into ygg's own "
                 "package; uninstalling it may break ygg (ship your own package instead)"
             )
     return notes
@@ -102,7 +103,7 @@ def discover(refresh: bool = False) -> Discovery:
     global _found
     if _found is not None and not refresh:
         return _found
-    entries = sorted(metadata.entry_points(group=GROUP), key=lambda e: e.name)
+    entries = sorted(entrypoints.entry_points(GROUP), key=lambda e: e.name)
     features: dict[str, Any] = {}
     failures: list[Failure] = []
     for entry in entries:

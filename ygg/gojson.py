@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import math
-from decimal import Decimal
 from typing import Any
 
 _ESCAPES = {
@@ -64,6 +63,8 @@ def go_float(value: float) -> str:
     magnitude = abs(value)
     if 1e-6 <= magnitude < 1e21:
         if "e" in text or "E" in text:
+            from decimal import Decimal  # rare (≥ 1e16, < 1e-4): not in every node's memory
+
             text = format(Decimal(text), "f")
         if text.endswith(".0"):
             text = text[:-2]

@@ -25,7 +25,6 @@ import socket
 from dataclasses import dataclass
 from typing import Any
 
-from OpenSSL import SSL
 from twisted.internet import error as terror
 from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.endpoints import UNIXClientEndpoint, UNIXServerEndpoint
@@ -39,7 +38,6 @@ from twisted.internet.interfaces import (
 )
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
-from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -68,6 +66,9 @@ from ygg.links.tls import (
 from ygg.links.uri import LinkURIError, PeerURI
 
 log = Logger(namespace="ygg.links")
+
+#: The schemes whose endpoints use the node's TLS certificate (dialing or listening).
+TLS_SCHEMES = frozenset({"tls", "wss", "sockstls", "quic"})
 
 CONNECT_TIMEOUT = 5.0
 """Seconds for a TCP, TLS (including its handshake) or unix connect (§2.4)."""
@@ -461,6 +462,8 @@ class _TLSDial:
         self._tls: Any = None
         self._cancelled = False
         self._timer = reactor.callLater(timeout, self._expire)
+        from twisted.protocols.tls import TLSMemoryBIOFactory  # pyOpenSSL: with TLS links only
+
         helper = Factory.forProtocol(lambda: _AwaitHandshake(self))
         self._connecting = endpoint.connect(TLSMemoryBIOFactory(creator, True, helper))
         self._connecting.addCallbacks(self._tcp_up, self._tcp_failed)
@@ -515,6 +518,8 @@ class _TLSDial:
 
 
 def _tls_failure_text(reason: Failure) -> str:
+    from OpenSSL import SSL  # loaded already: a TLS dial got here
+
     error = reason.value
     if isinstance(error, SSL.Error):
         details = [
@@ -630,6 +635,8 @@ class _TCPListenEndpoint:
                 self._reactor, protocolFactory, self._uri.origins
             )
         if self._tls is not None:
+            from twisted.protocols.tls import TLSMemoryBIOFactory  # pyOpenSSL: TLS only
+
             protocolFactory = TLSMemoryBIOFactory(self._tls, False, protocolFactory)
         return resolving.addCallback(self._listen, zone, port, protocolFactory)
 

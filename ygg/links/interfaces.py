@@ -5,8 +5,8 @@ name, flags) and ``RTM_GETADDR`` (every address of every interface), which is wh
 ``net.Interfaces`` and ``Interface.Addrs`` read too: all of an interface's IPv4 and IPv6
 addresses, in the kernel's order.  It is cheap enough to do every second for multicast,
 sees the network namespace the node runs in, and needs no import beyond ``socket`` and
-``struct`` (pyroute2 would cost 8 MiB of memory; the node uses it only to configure its
-TUN).  This module is the one decoder of these netlink messages.
+``struct`` (pyroute2 costs 7 MiB and more; only RAdv imports it, when enabled).
+This module is the one decoder of these netlink messages.
 """
 
 from __future__ import annotations
@@ -62,6 +62,18 @@ class Interface:
     @property
     def point_to_point(self) -> bool:
         return bool(self.flags & IFF_POINTOPOINT)
+
+    @property
+    def link_local(self) -> str | None:
+        """The first IPv6 link-local address (what beacons and multicast links use)."""
+        for text in self.addresses:
+            try:
+                ip = ipaddress.ip_address(text.split("%")[0])
+            except ValueError:
+                continue
+            if ip.version == 6 and ip.is_link_local:
+                return str(ip)
+        return None
 
 
 def all_interfaces() -> list[Interface]:

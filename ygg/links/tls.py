@@ -4,17 +4,16 @@ TLS 1.3 only, a self-signed ed25519 certificate made from the node key, and no
 verification in either direction: the link handshake's key checks are the only
 authentication.  The objects here plug into Twisted's TLS machinery
 (``TLSMemoryBIOFactory``, ``wrapClientTLS``, ``SSL4ServerEndpoint``).
+
+This module is cheap to import: pyOpenSSL and cryptography are imported when the first
+certificate or context is made, so a node without TLS links never loads them.
 """
 
 from __future__ import annotations
 
 import datetime
+from typing import TYPE_CHECKING, Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.x509.name import _ASN1Type
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from OpenSSL import SSL, crypto
 from twisted.internet.interfaces import (
     IOpenSSLClientConnectionCreator,
     IOpenSSLContextFactory,
@@ -24,9 +23,14 @@ from zope.interface import implementer
 
 from ygg.keys import NodeKey
 
-NOT_AFTER = datetime.datetime(9999, 12, 31, 23, 59, 59, tzinfo=datetime.UTC)
+if TYPE_CHECKING:
+    from OpenSSL import SSL, crypto
 
-Certificate = tuple[crypto.X509, crypto.PKey]
+    Certificate = tuple[crypto.X509, crypto.PKey]
+else:
+    Certificate = tuple[Any, Any]
+
+NOT_AFTER = datetime.datetime(9999, 12, 31, 23, 59, 59, tzinfo=datetime.UTC)
 
 
 def make_certificate(node_key: NodeKey, *, now: datetime.datetime | None = None) -> Certificate:
@@ -36,6 +40,13 @@ def make_certificate(node_key: NodeKey, *, now: datetime.datetime | None = None)
     9999-12-31 23:59:59 UTC, KeyUsage (critical) digitalSignature + keyEncipherment,
     ExtKeyUsage serverAuth, BasicConstraints (critical) CA=false, signed with the node key.
     """
+    # pyOpenSSL and cryptography (~13 MiB with Twisted's TLS) load with the first TLS link.
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.x509.name import _ASN1Type
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+    from OpenSSL import crypto
+
     key = Ed25519PrivateKey.from_private_bytes(node_key.seed)
     # Go writes a name made only of printable characters as a PrintableString.
     common_name = x509.NameAttribute(
@@ -73,6 +84,8 @@ def make_certificate(node_key: NodeKey, *, now: datetime.datetime | None = None)
 
 
 def _context(certificate: Certificate, *, request_client_certificate: bool) -> SSL.Context:
+    from OpenSSL import SSL
+
     context = SSL.Context(SSL.TLS_METHOD)
     context.set_min_proto_version(SSL.TLS1_3_VERSION)
     context.set_options(SSL.OP_NO_COMPRESSION)
@@ -102,6 +115,8 @@ class ServerTLS:
         return self._context
 
     def serverConnectionForTLS(self, tlsProtocol: object) -> SSL.Connection:
+        from OpenSSL import SSL
+
         connection = SSL.Connection(self._context, None)
         connection.set_accept_state()
         return connection
@@ -117,6 +132,8 @@ class ClientTLS:
         self.server_name = server_name
 
     def clientConnectionForTLS(self, tlsProtocol: object) -> SSL.Connection:
+        from OpenSSL import SSL
+
         connection = SSL.Connection(self._context, None)
         if self.server_name:
             connection.set_tlsext_host_name(self.server_name.encode("utf-8"))

@@ -1,12 +1,13 @@
 """The TUN interface (spec yggdrasil §5.5): packets between the kernel and the IPv6 layer.
 
 The device is opened with ``twisted.pair.tuntap`` (IFF_TUN, no packet-info header) and
-configured with pyroute2: the MTU (IfMTU, at least 1280, at most what the node's
-networks carry: 53049 with v0.4 alone, 65535 once v0.5 runs, as 0.5 caps it), our address
-with prefix length 7 (which gives the kernel its route to 200::/7, covering 300::/8 too)
-and link up.  The device disappears when the node stops.  A device that cannot take a
-packet (its queue full) drops it and counts the drop.  Twisted's TUN port announces its
-opening and closing in lines that name its internals; they are logged at debug.
+configured with three ioctls (:mod:`ygg.tun.ifconfig`): the MTU (IfMTU, at least 1280, at
+most what the node's networks carry: 53049 with v0.4 alone, 65535 once v0.5 runs, as 0.5
+caps it), our address with prefix length 7 (which gives the kernel its route to 200::/7,
+covering 300::/8 too) and link up.  The device disappears when the node stops.  A device
+that cannot take a packet (its queue full) drops it and counts the drop.  Twisted's TUN
+port announces its opening and closing in lines that name its internals; they are logged
+at debug.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from ygg import address as addr
 from ygg.config import MAX_IF_MTU, MIN_IF_MTU, effective_mtu
 from ygg.core.core import IPV6_MTU
 from ygg.errors import YggError
+from ygg.tun.ifconfig import InterfaceConfig
 
 log = Logger(namespace="ygg.tun")
 
@@ -135,14 +137,10 @@ class TunService(Service):
         log.info("Interface MTU: {mtu}", mtu=self.mtu)
 
     def _configure(self) -> int:
-        from pyroute2 import IPRoute
-
         requested = min(self.requested_mtu, self.max_mtu)
-        with IPRoute() as ip:
-            (index,) = ip.link_lookup(ifname=self.name)
-            ip.link("set", index=index, mtu=effective_mtu(self.requested_mtu, self.max_mtu))
-            link = ip.get_links(index)[0]
-            mtu = max(MIN_IF_MTU, min(MAX_IF_MTU, link.get_attr("IFLA_MTU")))
+        with InterfaceConfig(self.name) as interface:
+            interface.set_mtu(effective_mtu(self.requested_mtu, self.max_mtu))
+            mtu = max(MIN_IF_MTU, min(MAX_IF_MTU, interface.mtu()))
             if mtu != requested:
                 log.warn(
                     "Warning: Interface MTU {wanted} automatically adjusted to {mtu} "
@@ -150,13 +148,8 @@ class TunService(Service):
                     wanted=self.requested_mtu,
                     mtu=mtu,
                 )
-            ip.addr(
-                "add",
-                index=index,
-                address=addr.format_address(self.address),
-                prefixlen=addr.PREFIX_LENGTH,
-            )
-            ip.link("set", index=index, state="up")
+            interface.add_address(self.address, addr.PREFIX_LENGTH)
+            interface.up()
         return mtu
 
     def write(self, packet: bytes) -> None:

@@ -13,9 +13,10 @@ wins, sizes checked); :func:`check_meta` then applies Go's checks in Go's order,
 
 from __future__ import annotations
 
-import hashlib
 import struct
 from dataclasses import dataclass
+
+import nacl.bindings as sodium
 
 from ygg.errors import DecodeError
 from ygg.keys import NodeKey, verify
@@ -72,7 +73,10 @@ def password_hash(public_key: bytes, password: bytes = b"") -> bytes:
 
     The multicast beacon of 0.5 carries the same hash (docs/spec-v05.md §7.4).
     """
-    return hashlib.blake2b(bytes(public_key), digest_size=HASH_SIZE, key=bytes(password)).digest()
+    # libsodium's BLAKE2b: hashlib would map libcrypto (~3.4 MiB) into every node.
+    return sodium.crypto_generichash_blake2b_salt_personal(
+        bytes(public_key), digest_size=HASH_SIZE, key=bytes(password)
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ another password (or none) fails the signature check and no session forms.
 
 from __future__ import annotations
 
-import hashlib
+import nacl.bindings as sodium
 
 _DOMAIN = b"ironwood/encrypted\x00"
 
@@ -19,4 +19,4 @@ def group_secret(password: str | bytes | None) -> bytes:
         return b""
     if isinstance(password, str):
         password = password.encode()
-    return hashlib.sha256(_DOMAIN + password).digest()
+    return sodium.crypto_hash_sha256(_DOMAIN + password)  # libsodium's: no libcrypto

@@ -5,8 +5,9 @@
 #   scripts/setup.sh          what running a node needs
 #   scripts/setup.sh --test   also what the tests need: the reference Go nodes (Debian's
 #                             yggdrasil 0.4.7, and trixie's 0.5.12 in /opt/yggdrasil-0.5),
-#                             iperf3, dig, rdisc6, a SOCKS5 server, the ssh client, and
-#                             headless Chromium (the crawl map's page)
+#                             iperf3, dig, rdisc6, a SOCKS5 server, the ssh client,
+#                             headless Chromium (the crawl map's page) and Prometheus (a
+#                             real server scrapes /metrics; its service is not started)
 #
 # Idempotent: a second run installs nothing. Non-interactive. Never starts a service.
 set -euo pipefail
@@ -23,9 +24,9 @@ python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || PKGS+=(python3-venv)
 if [ "$want_test" = 1 ]; then
     # yggdrasil: the reference node (/usr/sbin/yggdrasil, yggdrasilctl) tests compare against;
     # the rest are the tools tests drive ygg with, as a user would (chromium opens the page
-    # `ygg crawl --map` writes).
+    # `ygg crawl --map` writes; prometheus scrapes the node's /metrics, run by the test).
     PKGS+=(yggdrasil iputils-ping iperf3 bind9-dnsutils ndisc6 microsocks openssh-client
-           procps chromium)
+           procps chromium prometheus)
 fi
 
 missing=()

@@ -24,6 +24,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
+from tests import scrape
 from tests.helpers import PYTHON, ROOT
 from ygg import features
 from ygg.admin.registry import Registry
@@ -83,6 +84,7 @@ class FakeNode:
         self.links: list[tuple[str, bool, str, float]] = []
         self.configured = [(u, "") for u in configured]
         self.admin = Registry()
+        self.collectors: list = []
 
     def versions(self) -> tuple[str, ...]:
         return self.running
@@ -105,6 +107,10 @@ class FakeNode:
 
     def register_admin_method(self, method: Any) -> bool:
         self.admin.register(method)
+        return True
+
+    def register_metrics(self, collector: Any) -> bool:
+        self.collectors.append(collector)  # what a scrape would collect
         return True
 
     def unregister_admin_method(self, name: str) -> None:
@@ -808,6 +814,33 @@ class OneAtATimeTests(ServiceCase):
         self.assertEqual(self.state, "stopped")
         self.node.reactor.advance(600)
         self.assertEqual(self.dialer.dialled, [])
+
+
+class MetricsTests(ServiceCase):
+    def test_probes_switches_candidates_quarantine(self) -> None:
+        """What /metrics shows of autopeering (docs/metrics.md)."""
+        table: dict[str, Any] = latencies(12, dead=(11,))
+        table[uri(0)] = ProbeError.VERSION
+        self.make(table)
+        self.advance_to(0)
+        (collector,) = self.node.collectors
+        found = scrape.samples(scrape.page(collector))
+        probes = {
+            dict(labels)["result"]: count
+            for labels, count in scrape.named(found, "ygg_autopeer_probes_total").items()
+        }
+        self.assertEqual(probes, {"ok": 10, "version": 1, "error": 1})
+        self.assertEqual(
+            scrape.value(found, "ygg_autopeer_switches_total", version="0.4", result="connected"),
+            1,
+        )
+        self.assertEqual(scrape.value(found, "ygg_autopeer_candidates", version="0.4"), 12)
+        self.assertEqual(scrape.value(found, "ygg_autopeer_quarantined", version="0.4"), 1)
+        (chosen,) = self.dialer.uris
+        self.assertEqual(
+            scrape.value(found, "ygg_autopeer_chosen_latency_seconds", version="0.4", uri=chosen),
+            table[chosen],
+        )
 
 
 class AdminTests(ServiceCase):

@@ -34,6 +34,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
+from tests import scrape
 from ygg import address as addr
 from ygg import features, gojson
 from ygg.admin.registry import AdminError, Registry
@@ -105,11 +106,16 @@ class FakeMesh:
         self.outstanding: dict[bytes, int] = {}
         self.max_keys_in_flight = 0
         self.registry = Registry()
+        self.collectors: list = []
 
     # -- admin ------------------------------------------------------------------------------
 
     def register_admin_method(self, method: Any) -> None:
         self.registry.register(method)
+
+    def register_metrics(self, collector: Any) -> bool:
+        self.collectors.append(collector)  # what a scrape would collect
+        return True
 
     def call_admin(self, name: str, arguments: dict | None = None) -> Deferred:
         return self.registry.call(self, name, arguments)
@@ -764,6 +770,43 @@ class ServiceTests(SynchronousTestCase):
         self.assertEqual(five["tree_crawl"]["meta"]["version"], "0.5")
         self.assertEqual(five["tree_crawl"]["meta"]["nodes_successful"], 30)
         self.assertFalse(self.successResultOf(mesh.call_admin("getTreeCrawlProgress"))["running"])
+
+    def test_metrics(self) -> None:
+        """Walks by result and what the last one found (docs/metrics.md)."""
+        service = CrawlerService(self.mesh, DHTCrawlerConfig(enable=True))
+        service.startService()
+        (collector,) = self.mesh.collectors
+        d = self.mesh.call_admin("getDHTCrawl")
+        self.clock.advance(0.1)
+        found = scrape.samples(scrape.page(collector))
+        self.assertEqual(scrape.value(found, "ygg_crawler_running", version="0.4"), 1)
+        self.assertEqual(scrape.named(found, "ygg_crawler_last_nodes"), {})  # nothing finished yet
+        meta = run_until_fired(self.clock, d)["dht_crawl"]["meta"]
+        found = scrape.samples(scrape.page(collector))
+        self.assertEqual(scrape.value(found, "ygg_crawler_running", version="0.4"), 0)
+        self.assertEqual(
+            scrape.value(found, "ygg_crawler_runs_total", version="0.4", result="finished"), 1
+        )
+        self.assertEqual(
+            scrape.value(found, "ygg_crawler_runs_total", version="0.4", result="failed"), 0
+        )
+        self.assertEqual(meta["nodes_successful"], 30)
+        for kind, key in (
+            ("attempted", "nodes_attempted"),
+            ("answered", "nodes_successful"),
+            ("nodeinfo", "nodeinfo_successful"),
+        ):
+            self.assertEqual(
+                scrape.value(found, "ygg_crawler_last_nodes", version="0.4", kind=kind), meta[key]
+            )
+        self.assertEqual(
+            scrape.value(found, "ygg_crawler_last_duration_seconds", version="0.4"),
+            meta["crawl_time_seconds"],
+        )
+        self.assertEqual(
+            scrape.value(found, "ygg_crawler_last_finished_timestamp_seconds", version="0.4"),
+            meta["generated_at_utc"],
+        )
 
     def test_stop_during_a_crawl(self) -> None:
         service = CrawlerService(self.mesh, DHTCrawlerConfig(enable=True))

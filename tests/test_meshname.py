@@ -14,6 +14,7 @@ from twisted.names import dns
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
+from tests import scrape
 from tests.helpers import PYTHON, ROOT
 from tests.test_cli import ConfigFileMixin, run_cli
 from ygg import address as addr
@@ -375,6 +376,11 @@ class FakeNode:
     def __init__(self, reactor=None, address: str = "201:fbce:ead5:d5fd:257a:bcc1:88be:4218"):
         self.reactor = reactor if reactor is not None else FakeReactor()
         self.address = ipaddress.IPv6Address(address).packed
+        self.collectors: list = []
+
+    def register_metrics(self, collector) -> bool:
+        self.collectors.append(collector)  # what a scrape would collect
+        return True
 
 
 class FakeUDPPort:
@@ -850,6 +856,41 @@ class ForwarderTests(SynchronousTestCase):
         self.assertEqual(
             default_upstream(ipaddress.IPv6Address(REMOTE_ADDRESS)), (REMOTE_ADDRESS, 53)
         )
+
+    def test_metrics(self) -> None:
+        """Queries, answers by RCODE, forwards, their failures and latency (docs/metrics.md),
+        as the node's /metrics page would show them."""
+        self.assertEqual(self.h.ask(f"{LABEL}.meshname").rCode, dns.OK)
+        self.h.send(query_bytes(f"www.{REMOTE_LABEL}.meshname"))
+        self.h.reactor.advance(0.03)
+        reply, server = self.upstream_reply()
+        self.h.upstream.protocol.datagramReceived(reply.toStr(), server)
+        self.h.send(query_bytes(f"gone.{REMOTE_LABEL}.meshname"))
+        self.h.reactor.advance(UPSTREAM_TIMEOUT + 0.1)
+        self.h.send(b"\xff" * 3)  # unreadable: dropped
+        self.assertEqual(len(self.h.replies()), 2)
+        found = scrape.samples(scrape.page(*self.h.node.collectors))
+        self.assertEqual(
+            scrape.value(found, "ygg_meshname_queries_total"), 3
+        )  # the unreadable one is not
+        self.assertEqual(scrape.value(found, "ygg_meshname_answers_total", rcode="NOERROR"), 2)
+        self.assertEqual(scrape.value(found, "ygg_meshname_answers_total", rcode="SERVFAIL"), 1)
+        self.assertEqual(scrape.value(found, "ygg_meshname_forwards_total"), 2)
+        self.assertEqual(
+            scrape.value(found, "ygg_meshname_forward_failures_total", reason="timeout"), 1
+        )
+        self.assertEqual(
+            scrape.value(found, "ygg_meshname_forward_failures_total", reason="busy"), 0
+        )
+        self.assertEqual(
+            scrape.value(found, "ygg_meshname_request_errors_total", reason="unreadable"), 1
+        )
+        histogram = "ygg_meshname_forward_duration_seconds"
+        self.assertEqual(scrape.value(found, f"{histogram}_count"), 1)
+        self.assertAlmostEqual(scrape.value(found, f"{histogram}_sum"), 0.03)
+        self.assertEqual(scrape.value(found, f"{histogram}_bucket", le="0.025"), 0)
+        self.assertEqual(scrape.value(found, f"{histogram}_bucket", le="0.05"), 1)
+        self.assertEqual(scrape.value(found, f"{histogram}_bucket", le="+Inf"), 1)
 
 
 class ClassifyTests(SynchronousTestCase):

@@ -18,6 +18,7 @@ from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
+from tests import scrape
 from tests.helpers import ROOT
 from ygg import config, features
 from ygg.errors import DecodeError
@@ -289,12 +290,17 @@ class FakeNode:
     def __init__(self, running=(), meshname_listen: str = "[::1]:53535") -> None:
         self.reactor = MemoryReactorClock()
         self.config = config.parse("{}")[0]
+        self.collectors: list = []
         self.subnet = SUBNET
         self._running = list(running)
         self._meshname = MeshnameConfig(enable=True, listen=meshname_listen)
 
     def features(self) -> list[str]:
         return list(self._running)
+
+    def register_metrics(self, collector) -> bool:
+        self.collectors.append(collector)  # what a scrape would collect
+        return True
 
     def feature_config(self, name: str):
         return self._meshname if name == "meshname" and name in self._running else None
@@ -432,6 +438,34 @@ class ServiceTests(SynchronousTestCase):
         service.stopService()
         sock.received(good, CLIENT, 255)  # after stop: nothing
         self.assertEqual(len(sock.sent), 3)
+
+    def test_metrics(self) -> None:
+        """RAs sent, solicitations answered, errors, advertising (docs/metrics.md)."""
+        service, sock = self.started()
+        self.node.reactor.advance(5)
+        good = ndp.encode_router_solicitation(ndp.RouterSolicitation())
+        sock.received(good + b"\x01\x00", CLIENT, 255)  # malformed
+        sock.received(good, CLIENT, 255)
+        (collector,) = self.node.collectors
+        found = scrape.samples(scrape.page(collector))
+        self.assertEqual(
+            {
+                (name, dict(labels).get("reason", "")): count
+                for (name, labels), count in found.items()
+                if dict(labels)["interface"] == "eth0"
+            },
+            {
+                ("ygg_radv_advertisements_total", ""): 2,
+                ("ygg_radv_solicitations_total", ""): 1,
+                ("ygg_radv_errors_total", "malformed"): 1,
+                ("ygg_radv_errors_total", "send"): 0,
+                ("ygg_radv_advertising", ""): 1,
+            },
+        )
+        service.stopService()
+        found = scrape.samples(scrape.page(collector))
+        self.assertEqual(scrape.value(found, "ygg_radv_advertising", interface="eth0"), 0)
+        self.assertEqual(scrape.value(found, "ygg_radv_advertisements_total", interface="eth0"), 3)
 
     def test_unknown_interface(self) -> None:
         service = self.service(interface="eth9")

@@ -62,6 +62,23 @@ class FeatureNode:
         for key in self._registry.owned_by(self._owner):
             self._registry.unregister(key, self._owner)
 
+    def register_metrics(self, collector: Any) -> bool:
+        metrics = self._node.metrics
+        if metrics is None:
+            return False
+        metrics.features.add(collector, self._owner)
+        return True
+
+    def unregister_metrics(self, collector: Any) -> None:
+        if self._node.metrics is not None:
+            self._node.metrics.features.remove(collector, self._owner)
+
+    def drop_owned(self) -> None:
+        """Remove what the feature added to the node: admin methods, metrics."""
+        self.drop_admin_methods()
+        if self._node.metrics is not None:
+            self._node.metrics.features.remove_owner(self._owner)
+
 
 class FeatureHost(Service):
     """A child of the node that runs one feature's service and keeps its failures in."""
@@ -91,7 +108,7 @@ class FeatureHost(Service):
             reason=self.failure,
         )
         log.failure("Feature {feature} failed to start", feature=self.feature, level=LogLevel.debug)
-        self.view.drop_admin_methods()
+        self.view.drop_owned()
         if self.service.running:  # release what it did start, if it can
             maybeDeferred(self.service.stopService).addErrback(self._debug)
 
@@ -110,7 +127,7 @@ class FeatureHost(Service):
             self._debug(failure)
 
         def done(_: Any) -> None:
-            self.view.drop_admin_methods()
+            self.view.drop_owned()
 
         return stopping.addErrback(failed).addCallback(done)
 

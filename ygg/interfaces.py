@@ -177,6 +177,22 @@ class INode(Interface):
     def call_admin(name, arguments=None):
         """Run an admin method by name (as the front doors do); Deferred of its reply."""
 
+    # -- metrics ----------------------------------------------------------------------------
+
+    def register_metrics(collector):
+        """Add ``collector`` to the node's Prometheus endpoint (docs/metrics.md).
+
+        ``collector`` is a prometheus_client collector: an object whose ``collect()``
+        returns metric families (``prometheus_client.core.CounterMetricFamily`` and the
+        like), called on the reactor's thread at each scrape and never otherwise.  Name
+        the families ``ygg_<feature name>_…``; others are left out (logged once).  Returns
+        True, or False when the node serves no metrics (its ``Metrics`` section is off),
+        in which case nothing is kept.  A feature's collectors are removed when its
+        service stops; one that raises is left out of that scrape, logged once."""
+
+    def unregister_metrics(collector):
+        """Remove a collector this feature registered (others' are left alone)."""
+
     # -- peers ------------------------------------------------------------------------------
 
     def peers():

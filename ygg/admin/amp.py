@@ -266,7 +266,7 @@ class AdminAMP(TimeoutMixin, QuietAMP):
 
     def _run(self, name: str, arguments: Any) -> Deferred[dict[str, Any]]:
         self.calls += 1
-        d = self.registry.call(self.node, name, arguments)
+        d = self.registry.call(self.node, name, arguments, door="amp")
         d.addBoth(self._answered)
         d.addCallbacks(self._first_page, self._failed, errbackArgs=(name,))
         return d

@@ -219,7 +219,7 @@ class AdminProtocol(TimeoutMixin, Protocol):
             self._reply(error_reply("Failed to unmarshal request"), False, unread)
             return
         self._busy = True
-        d = self.factory.registry.call(self.factory.node, name, arguments)
+        d = self.factory.registry.call(self.factory.node, name, arguments, door="json")
         d.addCallbacks(self._success, self._failure)
         d.addCallback(self._reply, keepalive, echo)
         d.addErrback(self._crashed)

@@ -13,11 +13,13 @@ of the nodes it serves; ``lookup``, ``call`` and ``list_entries`` pick the node'
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from twisted.internet.defer import Deferred, fail, maybeDeferred
+from twisted.python.failure import Failure
 
 from ygg.admin.forms import Gate, node_versions
 from ygg.interfaces import AdminError, Arg, Method
@@ -26,6 +28,11 @@ __all__ = ["BUILTIN", "AdminError", "Arg", "Method", "MethodTaken", "Registry"]
 
 #: The owner of the node's own methods.
 BUILTIN = "ygg"
+#: The front doors, as ``call`` counts requests: the JSON socket, AMP, the SSH shell, and
+#: the node itself (``INode.call_admin``: features, commands run in process).
+DOORS = ("json", "amp", "shell", "node")
+#: The method label of a request for a name the node does not have.
+UNKNOWN = "unknown"
 #: The ``go_request`` of a method whose Go handler reads no arguments at all (``list``):
 #: whatever the request carries is ignored.
 NO_REQUEST = "-"
@@ -71,10 +78,17 @@ class Registry:
     owners: dict[str, str] = field(default_factory=dict)
     #: Methods that differ between kinds of node: key -> (gate, method) variants.
     variants: dict[str, list[tuple[Gate, Method]]] = field(default_factory=dict)
+    #: Requests answered, by (method key or UNKNOWN, door, "ok" or "error"): metrics.
+    requests: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    #: Methods answered but not listed (ygg's own beside the Go node's ``list``).
+    unlisted: set[str] = field(default_factory=set)
 
-    def register(self, method: Method, owner: str = BUILTIN, gate: Gate | None = None) -> None:
-        """Add a method (a variant for the nodes ``gate`` admits, when given); MethodTaken
-        when its name is taken (the first owner keeps it)."""
+    def register(
+        self, method: Method, owner: str = BUILTIN, gate: Gate | None = None, listed: bool = True
+    ) -> None:
+        """Add a method (a variant for the nodes ``gate`` admits, when given; left out of
+        ``list`` unless ``listed``); MethodTaken when its name is taken (the first owner
+        keeps it)."""
         key = method.key
         taken = key in self.methods or (
             key in self.variants and (gate is None or self.owners[key] != owner)
@@ -86,6 +100,8 @@ class Registry:
         else:
             self.variants.setdefault(key, []).append((gate, method))
         self.owners[key] = owner
+        if not listed:
+            self.unlisted.add(key)
 
     def unregister(self, name: str, owner: str | None = None) -> bool:
         """Remove a method (only if ``owner`` registered it, when given); whether it was."""
@@ -94,6 +110,7 @@ class Registry:
             return False
         self.methods.pop(key, None)
         self.variants.pop(key, None)
+        self.unlisted.discard(key)
         del self.owners[key]
         return True
 
@@ -110,8 +127,8 @@ class Registry:
         return next((m for gate, m in self.variants[key] if gate.admits(versions)), None)
 
     def for_node(self, node: Any = None) -> list[Method]:
-        """Every method ``node`` has, sorted by name."""
-        found = (self.lookup(key, node) for key in self.owners)
+        """Every listed method ``node`` has, sorted by name."""
+        found = (self.lookup(key, node) for key in self.owners if key not in self.unlisted)
         return sorted((m for m in found if m is not None), key=lambda m: m.key)
 
     def __iter__(self):
@@ -146,17 +163,28 @@ class Registry:
             checked[arg.name] = value
         return checked
 
-    def call(self, node: Any, name: str, arguments: Any = None) -> Deferred[Any]:
+    def call(
+        self, node: Any, name: str, arguments: Any = None, door: str = "node"
+    ) -> Deferred[Any]:
         """Run a method; the Deferred fails with AdminError for an unknown name or a
-        method's own error."""
+        method's own error.  ``door`` (one of DOORS) is who asks, for the counts."""
         method = self.lookup(name, node)
         if method is None:
+            self.requests[(UNKNOWN, door, "error")] += 1
             return fail(AdminError(f"Unknown action '{name.lower()}', try 'list' for help"))
         try:
             checked = self.check_arguments(method, arguments)
         except AdminError as e:
+            self.requests[(method.key, door, "error")] += 1
             return fail(e)
-        return maybeDeferred(method.handler, node, checked)
+        requests, key = self.requests, method.key
+
+        def count(result: Any) -> Any:
+            ok = not isinstance(result, Failure)
+            requests[(key, door, "ok" if ok else "error")] += 1
+            return result
+
+        return maybeDeferred(method.handler, node, checked).addBoth(count)
 
     def list_entries(self, node: Any = None) -> list[dict[str, Any]]:
         """What ``list`` answers: every method the node has, sorted, with its fields."""

@@ -12,6 +12,7 @@ the peer's traffic queue.  Keepalives and read deadlines are the routers' own.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -48,6 +49,44 @@ log = Logger(namespace="ygg.links")
 HANDSHAKE_TIMEOUT = 6.0
 RATE_INTERVAL = 1.0  # the byte rates getPeers shows are those of the last whole second
 _SNIFF_SIZE = handshake05.HEADER_SIZE  # 6: "meta" and two bytes that tell the versions apart
+
+
+class LinkEvents:
+    """Links that came up, went down and failed before they were up, by a reason from a
+    short fixed list (error texts can hold keys and addresses): what the metrics show.
+
+    ``up``: (version, inbound); ``down``: (version, inbound, reason); ``failed``: (version
+    or "" when not yet known, inbound, reason).
+    """
+
+    __slots__ = ("down", "failed", "up")
+
+    def __init__(self) -> None:
+        self.up: Counter[tuple[str, bool]] = Counter()
+        self.down: Counter[tuple[str, bool, str]] = Counter()
+        self.failed: Counter[tuple[str, bool, str]] = Counter()
+
+
+#: Why the node closed a link that was up, by the text its closer gave; anything else
+#: the node closes a link for is the peer breaking the protocol ("protocol").
+_CLOSED_BY = {
+    "node stopping": "stopping",
+    "peer removed": "removed",
+    "no frame for 6 seconds": "timeout",  # v0.4's read deadline
+    "read: i/o timeout": "timeout",  # v0.5's
+    "not in AllowedPublicKeys": "key",  # AllowedPublicKeys changed while it was up
+}
+
+
+def _refusal(error: Exception) -> str:
+    """Why a handshake check failed, as one of a few words."""
+    if getattr(error, "remote_version", None) is not None:
+        return "version"
+    if isinstance(error, HandshakeError):  # v0.4's handshake checks, and both versions' keys
+        return "key"
+    if str(error) in (handshake05.ERR_PASSWORD, handshake05.ERR_PASSWORD_INVALID):
+        return "password"
+    return "malformed"
 
 
 class VersionMismatch(LinkError):
@@ -102,9 +141,14 @@ class LinkProtocol(Protocol):
         self.remote_key: bytes | None = None
         self.bytes_recvd = 0
         self.bytes_sent = 0
+        # Frames, counted where each is touched anyway (an integer add, no more).
+        self.packets_recvd = 0
+        self.packets_sent = 0
         self.started = links.reactor.seconds()
         self.local = ""
         self.closing: str | None = None
+        #: Why the node closed the link once it was up, as metrics count it.
+        self._closed_as: str | None = None
         #: Why the link ended once it was up (0.5's last_error): the error, or that the
         #: remote closed it.
         self.ended: str | None = None
@@ -134,6 +178,7 @@ class LinkProtocol(Protocol):
         self.spec = spec = self._make_spec(self.transport)
         if not self.links.register(self):
             # Already connected (or connecting) with this identity: close without a word.
+            self.links.events.failed[("", not spec.outbound, "duplicate")] += 1
             self.closing = "duplicate"
             self.transport.abortConnection()
             return
@@ -188,7 +233,7 @@ class LinkProtocol(Protocol):
 
     def _handshake_timeout(self) -> None:
         self._timer = None
-        self._fail("read handshake: i/o timeout")
+        self._fail("read handshake: i/o timeout", "timeout")
 
     def dataReceived(self, data: bytes) -> None:
         self.bytes_recvd += len(data)
@@ -202,18 +247,23 @@ class LinkProtocol(Protocol):
             if not data:
                 return
         peer = self.peer
+        frames = 0
         try:
             for body in self._reader.feed(data):
+                frames += 1
                 peer.handle_body(body)
         except (FrameError, wire05.FrameError) as e:
             try:
                 for body in e.bodies:  # what came before the bad length, as Go would
+                    frames += 1
                     peer.handle_body(body)
             except (LinkError, DecodeError) as inner:
                 e = inner  # type: ignore[assignment]
-            self.close(str(e))
+            self._close(str(e), "protocol")
         except (LinkError, DecodeError) as e:  # v0.5's LinkError is a DecodeError
-            self.close(str(e))
+            self._close(str(e), "protocol")
+        finally:
+            self.packets_recvd += frames
 
     def _read_handshake(self) -> bool:
         """Whether the link is up; the bytes after the handshake are left in the buffer."""
@@ -226,7 +276,7 @@ class LinkProtocol(Protocol):
                 if self.version == V05:
                     self._need = _SNIFF_SIZE + handshake05.body_length(self._buffer)
             except DecodeError as e:
-                self._fail(str(e))
+                self._fail(str(e), "malformed")
                 return False
             if self.version is None:  # closed for a redial
                 return False
@@ -263,6 +313,7 @@ class LinkProtocol(Protocol):
         if self._registered:
             self._registered = False
             self.links.unregister(self)
+        self.links.events.failed[(self._sent or "", not self.spec.outbound, "redial")] += 1
         self.closing = f"remote speaks v{version}"
         if self.spec.outbound and not self.handshake.called:
             self.handshake.errback(Failure(VersionMismatch(version)))
@@ -290,10 +341,10 @@ class LinkProtocol(Protocol):
                     major=e.remote_version[0],
                     minor=e.remote_version[1],
                 )
-            self._fail(str(e))
+            self._fail(str(e), _refusal(e))
             return False
         except DecodeError as e:
-            self._fail(str(e))
+            self._fail(str(e), "malformed")
             return False
         return self._up(key, self.links.router, spec.priority, FrameReader(), frame_header)
 
@@ -311,11 +362,11 @@ class LinkProtocol(Protocol):
                 forced=spec.local,
             )
         except DecodeError as e:
-            self._fail(str(e))
+            self._fail(str(e), _refusal(e))
             return False
         router = self.links.router05
         if router is None:  # cannot happen: v0.5 is spoken only when its router runs
-            self._fail("v0.5 is not enabled")
+            self._fail("v0.5 is not enabled", "version")
             return False
         # Go links with the higher of the two sides' priorities (spec-v05 §2.3 check 12).
         priority = max(spec.priority, meta.priority)
@@ -336,7 +387,7 @@ class LinkProtocol(Protocol):
         try:
             self.peer = router.add_peer(key, self, priority)
         except ValueError as e:  # our own key, or the node is stopping
-            self._fail(str(e))
+            self._fail(str(e), "refused")
             return False
         spec = self.spec
         log.info(
@@ -346,6 +397,7 @@ class LinkProtocol(Protocol):
             remote=self.remote_text,
             local=self.local,
         )
+        self.links.events.up[(self.version or "", not spec.outbound)] += 1
         self.links.link_up(self)
         self._sampled = (self.bytes_recvd, self.bytes_sent)
         self._rate_sampler = sampler = LoopingCall(self._sample_rates)
@@ -366,7 +418,10 @@ class LinkProtocol(Protocol):
                 timer.cancel()
         self._timer = self._wait = None
 
-    def _fail(self, reason: str) -> None:
+    def _fail(self, reason: str, kind: str) -> None:
+        """The handshake failed: ``reason`` is the Go node's text, ``kind`` the metrics'."""
+        if self.closing is None:
+            self.links.events.failed[(self.version or "", not self.spec.outbound, kind)] += 1
         # A failed dial is reported by whoever dialled (once, however often it retries).
         if self.closing is None and not self.spec.outbound:
             log.info(
@@ -411,8 +466,18 @@ class LinkProtocol(Protocol):
                 error=f"; error: {error}" if error else "",
             )
             self.ended = error or "remote side closed the connection"
+            if self._closed_as is not None:
+                why = self._closed_as
+            else:
+                why = "error" if error else "closed"  # the stream broke, or the remote closed
+            self.links.events.down[(self.version or "", not self.spec.outbound, why)] += 1
             self.links.link_down(self)
         else:
+            # Counted here when the stream ended first ("closed") or the node closed it
+            # (stopping, the peer removed); a failed check was counted by _fail.
+            why = "closed" if self.closing is None else self._closed_as
+            if why is not None and self.spec is not None:
+                self.links.events.failed[(self.version or "", not self.spec.outbound, why)] += 1
             self._handshake_failed(self.closing or "read handshake: EOF")
 
     # -- the router's LinkIO ---------------------------------------------------------------
@@ -421,11 +486,16 @@ class LinkProtocol(Protocol):
         header = self._header(body)
         self.transport.writeSequence((header, body))
         self.bytes_sent += len(header) + len(body)
+        self.packets_sent += 1
 
     def close(self, reason: str) -> None:
-        """Close the link (the router or a decode error asks); logged once, on disconnect."""
+        """Close the link (the router or the link manager asks); logged once, on disconnect."""
+        self._close(reason, _CLOSED_BY.get(reason, "protocol"))
+
+    def _close(self, reason: str, kind: str) -> None:
         if self.closing is None:
             self.closing = reason
+            self._closed_as = kind
             self.transport.abortConnection()
 
     # -- IPushProducer: the transport tells us when its buffer is full or drained --------
@@ -466,6 +536,8 @@ class LinkProtocol(Protocol):
             bytes_sent=self.bytes_sent,
             rate_recvd=self._rates[0],
             rate_sent=self._rates[1],
+            packets_recvd=self.packets_recvd,
+            packets_sent=self.packets_sent,
         )
 
 

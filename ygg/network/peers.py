@@ -45,6 +45,9 @@ class LinkStats:
     #: Bytes in the last whole second the link was up (0.5's getPeers rate_recvd/rate_sent).
     rate_recvd: int = 0
     rate_sent: int = 0
+    #: Frames read and written (metrics).
+    packets_recvd: int = 0
+    packets_sent: int = 0
 
 
 class LinkIO(Protocol):

@@ -72,7 +72,7 @@ class ShellCommands:
             arguments = self.arguments(method, rest)
         except AdminError as e:
             return Result(f"Error: {e}\n", 1, error=True)
-        d = self.registry.call(self.node, method.name, arguments)
+        d = self.registry.call(self.node, method.name, arguments, door="shell")
         form = arguments.get("version") or ("0.4" if node_form(self.node) == V04 else "0.5")
         return d.addCallbacks(self._format, self._failed, callbackArgs=(method, as_json, form))
 

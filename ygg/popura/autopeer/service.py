@@ -66,6 +66,7 @@ from __future__ import annotations
 
 import ipaddress
 import random
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -80,6 +81,7 @@ from twisted.python.failure import Failure
 
 from ygg.interfaces import ConfigError, INode, Method, ProbeError
 from ygg.popura.autopeer import AutopeeringConfig
+from ygg.popura.autopeer.metrics import AutopeerCollector
 
 log = Logger(namespace="ygg.autopeer")
 
@@ -405,6 +407,10 @@ class NetworkAutopeer:
         self._dialing: Deferred[Any] | None = None
         self._settling: Any = None
         self._failing = False
+        #: Probes by result ("ok", or the ProbeError kind; "error" for another failure) and
+        #: dials of a chosen peer ("connected", "failed"): metrics.
+        self.probes: Counter[str] = Counter()
+        self.switches: Counter[str] = Counter()
 
     @property
     def candidates(self) -> list[Candidate]:
@@ -482,6 +488,8 @@ class NetworkAutopeer:
         self.measurements = measurements
         self.measured_at = now
         for m in measurements:
+            self.probes["ok" if m.latency is not None else m.kind or "error"] += 1
+        for m in measurements:
             if m.refused:
                 self.service.quarantine.add(m.candidate.uri, self.version, m.error)
         for uri, when in list(self.failed.items()):
@@ -527,6 +535,7 @@ class NetworkAutopeer:
         return result
 
     def _connected(self, _: Any, choice: Measurement) -> None:
+        self.switches["connected"] += 1
         self.failed.pop(choice.candidate.uri, None)
         if not self.service.running:
             return
@@ -560,6 +569,7 @@ class NetworkAutopeer:
         self.service.quarantine.add(choice.candidate.uri, self.version, reason)
 
     def _dial_failed(self, failure: Failure, choice: Measurement) -> None:
+        self.switches["failed"] += 1
         self.failed[choice.candidate.uri] = self.clock.seconds()
         if not self.service.running:
             return
@@ -658,6 +668,7 @@ class AutopeerService(Service):
 
     def startService(self) -> None:
         super().startService()
+        self.node.register_metrics(AutopeerCollector(self))
         self.node.register_admin_method(
             Method(
                 "getAutopeer",

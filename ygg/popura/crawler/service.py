@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import functools
 import random
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,6 +56,7 @@ from twisted.python.failure import Failure
 from ygg import address as addr
 from ygg.interfaces import AdminError, INode, Method
 from ygg.popura.crawler import DHTCrawlerConfig
+from ygg.popura.crawler.metrics import CrawlerCollector
 
 log = Logger(namespace="ygg.crawler")
 
@@ -466,6 +467,10 @@ class Crawler:
         self.crawl_options = crawl_options
         self.current: Crawl | None = None
         self.crawls = 0
+        #: Walks ended, by result ("finished", "failed"), and the last one's ``meta``
+        #: (metrics).
+        self.results: Counter[str] = Counter()
+        self.last_meta: dict[str, Any] | None = None
         self._cached: dict[str, Any] | None = None
         self._cached_until = 0.0
         self._waiting: list[Deferred[dict[str, Any]]] = []
@@ -505,6 +510,8 @@ class Crawler:
 
     def _done(self, report: dict[str, Any]) -> None:
         meta = report["meta"]
+        self.results["finished"] += 1
+        self.last_meta = meta
         log.info(
             "The v{version} crawl took {seconds} s: {answered} of {attempted} nodes answered, "
             "{nodeinfo} gave NodeInfo",
@@ -520,6 +527,7 @@ class Crawler:
         self._release(lambda waiter: waiter.callback(result))
 
     def _crashed(self, failure: Failure) -> None:
+        self.results["failed"] += 1
         log.failure("The crawl failed", failure)
         self._release(lambda waiter: waiter.errback(AdminError("The crawl failed")))
 
@@ -545,6 +553,7 @@ class CrawlerService(Service):
 
     def startService(self) -> None:
         super().startService()
+        self.node.register_metrics(CrawlerCollector(self.crawlers))
         for crawler in self.crawlers.values():
             self._register(crawler)
 

@@ -19,6 +19,7 @@ from twisted.names import common, dns
 from twisted.names import error as dns_error
 from twisted.protocols.basic import Int16StringReceiver
 
+from ygg.popura.meshname.metrics import Latencies
 from ygg.popura.meshname.targets import REMOTE, Target
 from ygg.popura.meshname.wire import HEADER, MAX_DATAGRAM, decode_message
 
@@ -167,6 +168,8 @@ class MeshForwarder(common.ResolverBase):
         self.timeout = timeout
         self.max_pending = max_pending
         self.stats = stats if stats is not None else Counter()
+        #: How long answered forwards took (metrics).
+        self.latencies = Latencies()
         self._sockets: dict[int, tuple[_UpstreamSocket, Any]] = {}
         self._inflight: dict[tuple, list[defer.Deferred]] = {}
         self._exchanges: set[defer.Deferred] = set()
@@ -192,11 +195,14 @@ class MeshForwarder(common.ResolverBase):
         self._inflight[key] = waiting = []
         self.stats["forwarded"] += 1
         query = dns.Query(name, type, cls)
+        started = self.reactor.seconds()
         exchange = self._exchange(server, query)
         self._exchanges.add(exchange)
 
         def done(result: Any) -> Any:
             self._exchanges.discard(exchange)
+            if isinstance(result, dns.Message):
+                self.latencies.observe(self.reactor.seconds() - started)
             for other in self._inflight.pop(key, ()):
                 other.callback(result)
             return result

@@ -57,6 +57,8 @@ class MeshnameServerFactory(server.DNSServerFactory):
         self.authority = authority
         self.forwarder = forwarder
         self.stats = stats if stats is not None else Counter()
+        #: Replies sent, by RCODE (metrics).
+        self.rcodes: Counter[int] = Counter()
         self._unexpected: set[type] = set()
 
     # -- requests ---------------------------------------------------------------------
@@ -178,4 +180,5 @@ class MeshnameServerFactory(server.DNSServerFactory):
             message.answers, message.authority, message.additional = [], [], []
             message.rCode, message.auth = dns.ESERVER, 0
             data = encode_reply(message, udp=address is not None)
+        self.rcodes[message.rCode] += 1
         protocol.writeMessage(data, address)

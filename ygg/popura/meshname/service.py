@@ -23,6 +23,7 @@ from ygg.popura.meshname.forwarder import (
     MeshForwarder,
     default_upstream,
 )
+from ygg.popura.meshname.metrics import MeshnameCollector
 from ygg.popura.meshname.names import parse_listen
 from ygg.popura.meshname.protocols import MeshnameDatagramProtocol, StreamServerFactory
 from ygg.popura.meshname.server import MeshnameServerFactory
@@ -117,6 +118,9 @@ class MeshnameService(Service):
                 where=where,
                 reason=_reason(e),
             )
+        self.node.register_metrics(
+            MeshnameCollector(self.stats, self.factory.rcodes, self.forwarder.latencies)
+        )
         log.info(
             "Meshname DNS server listening on {where} ({transports})",
             where=where,

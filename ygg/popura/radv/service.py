@@ -48,6 +48,7 @@ from zope.interface import implementer
 from ygg import address as addr
 from ygg.interfaces import DecodeError, INode, YggError
 from ygg.popura.radv import RAdvConfig, ndp
+from ygg.popura.radv.metrics import RAdvCollector
 
 log = Logger(namespace="ygg.radv")
 
@@ -409,6 +410,7 @@ class RAdvService(Service):
 
     def startService(self) -> None:
         super().startService()
+        self.node.register_metrics(RAdvCollector(self))
         self._waiting_since = self.reactor.seconds()
         self._attempt()
 

@@ -127,6 +127,13 @@ def cmd_version(argv: list[str]) -> int:
     return 0
 
 
+@command("doctor", "check this host and a config for what would stop a node; fixes")
+def cmd_doctor(argv: list[str]) -> int:
+    from ygg.doctor.command import main as doctor
+
+    return doctor(argv)
+
+
 @command("run", "run the node (same options as twistd ygg)")
 def cmd_run(argv: list[str]) -> int:
     from ygg import runner

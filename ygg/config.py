@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
+import sys
 import types
 import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-
-import hjson
 
 from ygg.errors import ConfigError
 from ygg.keys import PRIVATE_KEY_SIZE, PUBLIC_KEY_SIZE, NodeKey
@@ -88,6 +88,46 @@ class AdminShellConfig:
     authorized_keys_file: str = setting("AuthorizedKeysFile", "/etc/ygg/authorized_keys")
 
 
+#: Loopback only, unless the user says otherwise.
+DEFAULT_METRICS_LISTEN = "[::1]:9464"
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    """``Metrics``: the Prometheus endpoint (docs/metrics.md), off unless enabled."""
+
+    enable: bool = setting("Enable", False)
+    #: host:port as Go writes it: ``[::1]:9464``, ``127.0.0.1:9464``, ``:9464`` (all).
+    listen: str = setting("Listen", DEFAULT_METRICS_LISTEN)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return parse_host_port(self.listen, "Metrics.Listen")
+
+
+def parse_host_port(text: str, key: str) -> tuple[str, int]:
+    """``host:port`` as Go's net package reads a listen address, the host an IP literal
+    (IPv6 in brackets) or empty for every interface ("::"); ConfigError naming ``key``."""
+    import ipaddress
+
+    host, sep, port = text.rpartition(":")
+    if not sep or not (port.isascii() and port.isdigit()) or int(port) > 65535:
+        raise ConfigError(key, f"expected host:port such as [::1]:9464, got {text!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        if ":" not in host:
+            raise ConfigError(key, f"brackets are for IPv6 addresses, got {text!r}")
+    elif ":" in host:
+        raise ConfigError(key, f"an IPv6 address needs brackets, [{host}]:{port}")
+    if not host:
+        return "::", int(port)
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise ConfigError(key, f"{host!r} is not an IP address (names are not resolved)") from None
+    return host, int(port)
+
+
 @dataclass(frozen=True)
 class NodeConfig:
     peers: tuple[str, ...] = setting("Peers", ())
@@ -107,6 +147,7 @@ class NodeConfig:
     # ygg's own admin front doors beside the JSON socket; each is off by default.
     admin_amp: AdminAMPConfig = setting("AdminAMP", factory=AdminAMPConfig)
     admin_shell: AdminShellConfig = setting("AdminShell", factory=AdminShellConfig)
+    metrics: MetricsConfig = setting("Metrics", factory=MetricsConfig)
     #: Which protocol versions the node speaks, "0.4" and/or "0.5" (ygg's own key).
     protocol_versions: tuple[str, ...] = setting("ProtocolVersions", PROTOCOL_VERSIONS)
     #: 0.5.12's key for its admin ``lookups`` record, which ygg does not keep: read, and
@@ -306,13 +347,51 @@ def _decode_text(data: bytes | str) -> str:
     return data.decode("utf-8-sig")
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise OverflowError(text)  # as hjson does
+    return value
+
+
+def _not_json(text: str) -> Any:
+    raise ValueError(f"{text} is not JSON")  # NaN, Infinity: hjson reads them as strings
+
+
+def _loads(text: str) -> Any:
+    """The file's data: JSON is read by the stdlib; anything else by hjson, which is then
+    dropped from ``sys.modules`` so that its ~1 MiB of code does not stay for the node's
+    lifetime (nothing else in a running node uses it)."""
+    try:
+        return json.loads(text, parse_float=_finite, parse_constant=_not_json)
+    except (ValueError, RecursionError):
+        pass  # not JSON (or JSON too deep): hjson reads it or says what is wrong
+    loaded = "hjson" in sys.modules
+    import hjson
+
+    try:
+        return hjson.loads(text)
+    finally:
+        if not loaded:
+            for name in [n for n in sys.modules if n == "hjson" or n.startswith("hjson.")]:
+                del sys.modules[name]
+
+
+def read_data(data: bytes | str) -> Any:
+    """A config file's contents as plain data, before any key is read (what ``parse``
+    reads; ``ygg doctor`` compares it with normaliseconf's output).  Raises what the
+    decoders raise: UnicodeDecodeError, ValueError, IndexError, OverflowError,
+    RecursionError."""
+    return _loads(_decode_text(data))
+
+
 def parse(data: bytes | str) -> tuple[NodeConfig, list[str]]:
     """Parse a config file's contents; returns the config and warnings (unknown keys…)."""
     try:
-        raw = hjson.loads(_decode_text(data))
+        raw = read_data(data)
     except UnicodeDecodeError as e:
         raise ConfigError("", f"the file is not UTF-8 or UTF-16 text ({e.reason})") from None
-    except (hjson.HjsonDecodeError, ValueError) as e:
+    except ValueError as e:
         raise ConfigError("", f"not valid HJSON or JSON: {e}") from None
     except IndexError:  # hjson 3.1 reads past the end of an unclosed comment or ''' string
         raise ConfigError("", "not valid HJSON or JSON: the text ends too early") from None
@@ -416,6 +495,7 @@ def from_mapping(raw: Mapping[str, Any]) -> tuple[NodeConfig, list[str]]:
         raise ConfigError(
             "ProtocolVersions", f'must list "0.4", "0.5" or both, got {json.dumps(list(versions))}'
         )
+    parse_host_port(cfg.metrics.listen, "Metrics.Listen")  # an error whether on or off
 
     if not cfg.private_key:
         key = NodeKey.generate()
@@ -571,6 +651,8 @@ e.g. tcp:port=9002:interface=\\:\\:1. Empty: off.""",
 string, e.g. tcp:port=9022:interface=\\:\\:1. Empty Listen: off.""",
     "GroupPassword": """v0.5 traffic only to and from nodes with the same group password (0.5.14's
 key). Empty: anyone. Peering and routing are not affected.""",
+    "Metrics": """Prometheus metrics (docs/metrics.md): Enable serves /metrics on Listen, a
+host:port such as "[::1]:9464" (loopback). Off by default.""",
     "ProtocolVersions": """Which yggdrasil protocols this node speaks: "0.4", "0.5" or both (each
 link speaks its peer's). With one, the node peers as that version's Go node.""",
 }
@@ -580,6 +662,8 @@ def to_hjson(
     cfg: NodeConfig, *, sections: str = "present", declared: Sequence[Section] = ()
 ) -> str:
     """Commented HJSON in the layout yggdrasil's genconf uses."""
+    import hjson
+
     comments = {**COMMENTS, **{s.name: s.comment for s in declared if s.comment}}
     lines = ["{"]
     for key, value in to_data(cfg, sections=sections, declared=declared).items():

@@ -15,7 +15,7 @@ from twisted.logger import LegacyLogObserverWrapper, formatEvent, globalLogBegin
 from twisted.python import usage
 
 from ygg import logs, tap
-from ygg.stop_signals import stop_on_signals
+from ygg.stop_signals import reload_on_signal, stop_on_signals
 
 
 class RunOptions(tap.Options):
@@ -78,6 +78,7 @@ def run(argv: list[str], reactor: Any = None) -> int:
     except SystemExit as e:
         return int(e.code or 0)
     stop_on_signals(reactor)
+    reload_on_signal(reactor, node.reload)
     # Started before the reactor runs, as twistd does: a node that cannot start (an
     # admin socket in use…) exits here with its own message.
     try:

@@ -7,12 +7,15 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from twisted.application.service import MultiService
-from twisted.internet.defer import fail
+from twisted.internet.defer import Deferred, DeferredLock, fail, gatherResults
 from twisted.logger import Logger, LogLevel
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ygg import address as addr
+from ygg import config as node_config
 from ygg import features as feature_registry
+from ygg import reload as config_reload
 from ygg.admin.json_socket import AdminListenError, AdminSocketService
 from ygg.admin.methods import builtin_registry
 from ygg.config import NodeConfig
@@ -30,6 +33,7 @@ from ygg.links.netutil import resolve_dial_address
 from ygg.links.probe import probe_handshake
 from ygg.links.uri import parse_peer_uri
 from ygg.links.versions import V04, V05
+from ygg.runtimestate import PeerEntry, RuntimePeers, RuntimeState, split_peers
 from ygg.tun.device import TunError, TunService
 from ygg.v05.core import Core as Core05
 from ygg.v05.network.router import Router as Router05
@@ -53,7 +57,10 @@ class Node(MultiService):
         feature_options: Mapping[str, Any] | None = None,
         discovery: feature_registry.Discovery | None = None,
         warnings: list[str] | None = None,
+        config_path: str | None = None,
     ) -> None:
+        """``config_path``: the file the config was read from, which a reload reads again
+        and beside which runtime peers are kept (None: stdin, autoconf, a test)."""
         super().__init__()
         self.reactor = reactor
         self.config = config
@@ -72,6 +79,12 @@ class Node(MultiService):
         self._warnings += found.notes
         self._hosts: dict[str, FeatureHost] = {}
         self._sections: dict[str, Any] = {}
+        self._feature_options = dict(feature_options or {})
+        self.config_path = config_path
+        #: Peers added and removed at runtime, applied on top of the config.
+        self.runtime, notes = RuntimePeers.open(config_path)
+        self._warnings += notes
+        self._reloading = DeferredLock()
         # The layers, each given its collaborators here.  The cores deliver up into layers
         # that send down through them, and the TUN and the IPv6 layer feed each other:
         # those loops are closed by the small forwarding methods below.
@@ -148,13 +161,14 @@ class Node(MultiService):
             max_mtu=max(n.mtu for n in networks),
         )
         self.ipv6 = IPv6Layer(key, reactor, networks, output=self.tun)
+        peers, interface_peers = split_peers(self.runtime.state.apply(config))
         self.links = Links(
             reactor,
             self.router,
             key,
             listen=config.listen,
-            peers=config.peers,
-            interface_peers=dict(config.interface_peers),
+            peers=peers,
+            interface_peers=interface_peers,
             allowed_public_keys=config.allowed_public_keys,
             router05=self.router05,
             versions=config.protocol_versions,
@@ -177,8 +191,15 @@ class Node(MultiService):
             from ygg.admin.shell import AdminShellService  # conch, imported only when on
 
             AdminShellService(self, self.admin, config.admin_shell, reactor).setServiceParent(self)
+        #: The Prometheus endpoint (ygg.metrics.service.MetricsService), None when off.
+        self.metrics: Any = None
+        if config.metrics.enable:
+            from ygg.metrics.service import MetricsService  # prometheus_client: only when on
+
+            self.metrics = MetricsService(self, config.metrics, reactor)
+            self.metrics.setServiceParent(self)
         self.tun.setServiceParent(self)
-        self._add_features(feature_options or {})
+        self._add_features(self._feature_options)
 
     # -- composition ------------------------------------------------------------------
 
@@ -195,24 +216,35 @@ class Node(MultiService):
             )
             if not feature_registry.is_enabled(section):
                 continue
-            view = FeatureNode(self, feature.name, self.admin)
-            try:
-                host = FeatureHost(feature.name, feature.makeService(view, section), view)
-            except ConfigError:
-                raise
-            except Exception as e:
-                self._failed[feature.name] = feature_registry.describe(e)
-                log.error(
-                    "Feature {feature} failed to start: {reason}; it is off",
-                    feature=feature.name,
-                    reason=self._failed[feature.name],
-                )
-                log.failure("Feature {feature}", feature=feature.name, level=LogLevel.debug)
-                view.drop_admin_methods()
-                continue
-            host.setServiceParent(self)
-            self._hosts[feature.name] = host
-            self._sections[feature.name] = section
+            host = self._feature_host(feature.name, section)
+            if host is not None:
+                self._host_feature(host, section)
+
+    def _feature_host(self, name: str, section: Any) -> FeatureHost | None:
+        """An enabled feature's host, or None when building it failed (said once; a
+        ConfigError, the user's, is raised)."""
+        (feature,) = [f for f in self._available if f.name == name]
+        view = FeatureNode(self, name, self.admin)
+        try:
+            return FeatureHost(name, feature.makeService(view, section), view)
+        except ConfigError:
+            raise
+        except Exception as e:
+            self._failed[name] = feature_registry.describe(e)
+            log.error(
+                "Feature {feature} failed to start: {reason}; it is off",
+                feature=name,
+                reason=self._failed[name],
+            )
+            log.failure("Feature {feature}", feature=name, level=LogLevel.debug)
+            view.drop_owned()
+            return None
+
+    def _host_feature(self, host: FeatureHost, section: Any) -> None:
+        host.setServiceParent(self)
+        self._hosts[host.feature] = host
+        self._sections[host.feature] = section
+        self._failed.pop(host.feature, None)
 
     def _from_tun(self, packet: bytes) -> None:
         self.ipv6.send(packet)
@@ -341,6 +373,12 @@ class Node(MultiService):
     def call_admin(self, name: str, arguments: dict[str, Any] | None = None) -> Any:
         return self.admin.call(self, name, arguments)
 
+    def register_metrics(self, collector: Any) -> bool:
+        return FeatureNode(self, "ygg", self.admin).register_metrics(collector)
+
+    def unregister_metrics(self, collector: Any) -> None:
+        FeatureNode(self, "ygg", self.admin).unregister_metrics(collector)
+
     def peers(self) -> list[PeerSummary]:
         """The links that are up, v0.4's then v0.5's (each network numbers its ports)."""
         infos = [(V04, info) for info in self.router.get_peers()]
@@ -361,13 +399,15 @@ class Node(MultiService):
         return self.links.call(uri, interface, speak=version).addCallback(lambda _: None)
 
     def probe_peer(self, uri: str, version: str, timeout: float = PROBE_TIMEOUT) -> Any:
+        parsed = parse_peer_uri(uri)
         return probe_handshake(
             self.reactor,
-            parse_peer_uri(uri),
+            parsed,
             version,
             self.node_key,
             timeout=timeout,
-            certificate=self.links.certificate,
+            # Made (pyOpenSSL loaded) only for a TLS probe, as for a link.
+            certificate=self.links.certificate_for(parsed.scheme),
         )
 
     def resolve_dial_address(self, host: str) -> Any:
@@ -398,6 +438,128 @@ class Node(MultiService):
         except AdminError as e:
             return fail(e)
         return first_answer([ask(p) for p in protos])
+
+    # -- reload and runtime peers (ygg.reload, ygg.runtimestate) ---------------------------
+
+    def reload(self) -> Deferred[str]:
+        """Read the config file again and apply what changed; fires with the summary
+        line, or fails with ReloadError (said in one line) and the node as it was.
+        Reloads run one at a time."""
+        return self._reloading.run(self._reload).addErrback(_unexpected)
+
+    def _reload(self) -> Deferred[str]:
+        path = self.config_path
+        if path is None:
+            return _reload_refused("the config did not come from a file, so there is none to read")
+        try:
+            new, warnings = node_config.load(path)
+            plan = config_reload.plan(
+                self.config,
+                new,
+                state=self.runtime.state,
+                features=self._available,
+                overrides=self._feature_options,
+                running=self._hosts,
+            )
+            info, hosts = self._prepare(plan)
+        except ConfigError as e:
+            return _reload_refused(f"{path}: {e}")
+        for warning in (*warnings, *plan.warnings):
+            log.warn("Config: {warning}", warning=warning)
+        for name in plan.refused:
+            log.warn("{line}", line=config_reload.refusal(name))
+        return self._apply(plan, info, hosts)
+
+    def _prepare(self, plan: config_reload.Plan) -> tuple[bytes | None, dict[str, Any]]:
+        """What can still fail as the user's error, done before anything changes: the
+        NodeInfo, the new URIs, the features' services."""
+        cfg = plan.config
+        info = build_node_info(cfg.node_info, cfg.node_info_privacy) if plan.node_info else None
+        config_reload.check_uris(plan, self.links.check_password)
+        hosts = {
+            c.name: self._feature_host(c.name, c.section)
+            for c in plan.features
+            if c.action != "stop"
+        }
+        return info, hosts
+
+    def _apply(
+        self, plan: config_reload.Plan, info: bytes | None, hosts: dict[str, Any]
+    ) -> Deferred[str]:
+        self.config = plan.config
+        if info is not None:
+            for proto in (self.proto, self.proto05):
+                if proto is not None:
+                    proto.node_info = info
+        closed = 0
+        if plan.allowed_public_keys:
+            closed = self.links.set_allowed_public_keys(plan.config.allowed_public_keys)
+        self._change_peers(plan.remove_peers, plan.add_peers)
+        # What listens or runs stops first, so that what replaces it can take its port.
+        stopping = [self.links.remove_listener(text) for text in plan.remove_listen]
+        multicast = self.multicast
+        if plan.multicast:
+            self.multicast = Multicast(self.links, plan.config.multicast_interfaces)
+            stopping.append(multicast.disownServiceParent())
+        for change in plan.features:
+            if change.name in self._hosts:
+                del self._sections[change.name]
+                stopping.append(self._hosts.pop(change.name).disownServiceParent())
+
+        def start(_: Any) -> str:
+            for text in plan.add_listen:
+                self.links.add_listener(text)
+            if self.multicast is not multicast:
+                self.multicast.setServiceParent(self)
+            failed = []
+            for name, host in hosts.items():
+                section = next(c.section for c in plan.features if c.name == name)
+                if host is not None:
+                    self._host_feature(host, section)
+                if host is None or host.failure is not None:
+                    failed.append(name)
+            line = config_reload.summary(plan, closed=closed, failed=failed)
+            log.info("{summary}", summary=line)
+            return line
+
+        waiting = gatherResults([d for d in stopping if d is not None], consumeErrors=True)
+        return waiting.addBoth(start)
+
+    def _change_peers(self, remove: tuple[PeerEntry, ...], add: tuple[PeerEntry, ...]) -> None:
+        for uri, interface in remove:
+            try:
+                self.links.remove_peer(uri, interface)
+            except YggError:
+                pass  # never configured: its URI was refused at start
+        for uri, interface in add:
+            try:
+                self.links.add_peer(uri, interface)
+            except YggError as e:
+                log.error("Failed to add peer {uri}: {error}", uri=uri, error=str(e))
+
+    def remember_peer(self, uri: str, interface: str, added: bool) -> None:
+        """Keep an addPeer (``added``) or removePeer across restarts."""
+        if added:
+            self.runtime.peer_added((uri, interface), self.config)
+        else:
+            self.runtime.peer_removed((uri, interface), self.config)
+
+    def clear_runtime_state(self) -> RuntimeState:
+        """Forget the runtime peer changes, and run the config's peers again: peers added
+        at runtime are removed, config peers removed at runtime come back.  Returns what
+        was forgotten."""
+        before = self.runtime.state.apply(self.config)
+        cleared = self.runtime.clear()
+        after = self.runtime.state.apply(self.config)
+        remove = tuple(p for p in before if p not in after)
+        add = tuple(p for p in after if p not in before)
+        self._change_peers(remove, add)
+        log.info(
+            "Runtime peers cleared: {removed} removed, {added} back from the config",
+            removed=len(remove),
+            added=len(add),
+        )
+        return cleared
 
     # -- IService ---------------------------------------------------------------------
 
@@ -440,6 +602,17 @@ class Node(MultiService):
             log.info("Stopped")
 
         return d.addCallback(stopped)
+
+
+def _unexpected(failure: Failure) -> Failure:
+    if not failure.check(config_reload.ReloadError):
+        log.failure("Reload failed part way", failure)
+    return failure
+
+
+def _reload_refused(reason: str) -> Deferred[str]:
+    log.error("Reload failed: {reason}; nothing changed", reason=reason)
+    return fail(config_reload.ReloadError(reason))
 
 
 def _send_proto_on(core: BaseCore, dest: bytes, message: bytes) -> None:

@@ -1,4 +1,5 @@
-"""SIGINT and SIGTERM stop the node, and the process then exits 0, as yggdrasil's does.
+"""SIGINT and SIGTERM stop the node, and the process then exits 0, as yggdrasil's does;
+SIGHUP reloads its config (``reload_on_signal``).
 
 The reactor's own handlers fall short twice: it leaves SIGINT alone when the process
 started with SIGINT ignored (``node &`` in a script: a non-interactive shell starts its
@@ -13,11 +14,12 @@ comes meanwhile is delivered to ours then).
 from __future__ import annotations
 
 import signal
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
 from twisted.internet.error import ReactorNotRunning
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 
 log = Logger(namespace="ygg")
 
@@ -52,3 +54,17 @@ def stop_on_signals(reactor: Any) -> None:
     # reactor's in between (a signal that came meanwhile is delivered to ours then).
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     reactor.addSystemEventTrigger("during", "startup", reinstall)
+
+
+def reload_on_signal(reactor: Any, reload: Callable[[], Any]) -> None:
+    """From now on, SIGHUP calls ``reload`` in the reactor (it says itself what it did or
+    why it could not; its Deferred's failure is only logged at debug level here).  The
+    reactor leaves SIGHUP alone, so this handler stays as it is installed."""
+
+    def run() -> None:
+        reload().addErrback(lambda failure: log.failure("Reload", failure, level=LogLevel.debug))
+
+    def handle(number: int, frame: FrameType | None) -> None:
+        reactor.callFromThread(run)
+
+    signal.signal(signal.SIGHUP, handle)

@@ -7,6 +7,8 @@ switch without a change here.
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
 from typing import Any
 
@@ -16,15 +18,29 @@ from twisted.python import usage
 
 from ygg import config as node_config
 from ygg import features as feature_registry
-from ygg import logs
+from ygg import heap, logs
 from ygg.errors import ConfigError
-from ygg.stop_signals import stop_on_signals
+from ygg.stop_signals import reload_on_signal, stop_on_signals
 
 
 def config_error(error: ConfigError, source: str) -> SystemExit:
     """Print one line naming the bad key and return the exit to raise (status 1)."""
     print(f"ygg: {source}: {error}", file=sys.stderr)
     return SystemExit(1)
+
+
+def reloadable(path: str | None) -> str | None:
+    """The config's absolute path when it is a file a reload can read again: not
+    standard input (``-useconf`` gives ``/dev/stdin``), another device or a pipe."""
+    if not path:
+        return None
+    path = os.path.abspath(path)
+    if path.startswith(("/dev/", "/proc/")):
+        return None
+    try:
+        return path if stat.S_ISREG(os.stat(path).st_mode) else None
+    except OSError:
+        return None
 
 
 def _feature_switches(features: list[Any]) -> tuple[list[list[Any]], list[list[Any]]]:
@@ -81,6 +97,7 @@ class Options(usage.Options):
                 self.node_config, self.config_warnings = node_config.generate(), []
         except ConfigError as e:
             raise config_error(e, path or "autoconf") from None
+        self.config_file = reloadable(path)
         self.feature_options = {
             option.name: self[option.name] if option.takes_value else True
             for option in feature_registry.options_of(self.discovery.features)
@@ -100,6 +117,7 @@ def makeService(options: Options, reactor: Any = None) -> Any:
             feature_options=options.feature_options,
             discovery=options.discovery,
             warnings=options.config_warnings,
+            config_path=getattr(options, "config_file", None),
         )
     except ConfigError as e:
         raise config_error(e, options["config"] or options["useconffile"] or "autoconf") from None
@@ -107,10 +125,11 @@ def makeService(options: Options, reactor: Any = None) -> Any:
     if twistd_options is None:  # ``ygg run`` or a test: the caller owns logging and signals
         return node
     stop_on_signals(reactor)
+    reload_on_signal(reactor, node.reload)
     observer = None
     if not twistd_options.get("logger"):  # twistd's --logger wins over the component
         observer = logs.filtered(logs.twistd_observer(twistd_options, reactor), options.log_level)
-    return _TwistdRoot(node, observer)
+    return _TwistdRoot(node, observer, reactor)
 
 
 class _TwistdRoot(MultiService):
@@ -120,9 +139,10 @@ class _TwistdRoot(MultiService):
     application's ``ILogObserver`` component when there is one.
     """
 
-    def __init__(self, node: Any, observer: ILogObserver | None) -> None:
+    def __init__(self, node: Any, observer: ILogObserver | None, reactor: Any) -> None:
         super().__init__()
         self.observer = observer
+        self.reactor = reactor
         node.setName("node")
         node.setServiceParent(self)
 
@@ -130,3 +150,7 @@ class _TwistdRoot(MultiService):
         if self.observer is not None and hasattr(parent, "setComponent"):  # an Application
             parent.setComponent(ILogObserver, self.observer)
         super().setServiceParent(parent)
+
+    def startService(self) -> None:
+        super().startService()
+        heap.release_when_running(self.reactor)

@@ -13,6 +13,7 @@ import dataclasses
 from typing import Any
 
 from twisted.internet.defer import fail
+from twisted.python.failure import Failure
 
 from ygg import BUILD_NAME, __version__
 from ygg import address as addr
@@ -23,6 +24,7 @@ from ygg.admin.registry import NO_REQUEST, AdminError, Arg, Method, Registry
 from ygg.admin.tables import without_query
 from ygg.errors import YggError
 from ygg.links.uri import URLParseError
+from ygg.reload import ReloadError
 
 
 def _ip(key: bytes) -> str:
@@ -128,6 +130,7 @@ def add_peer(node: Any, args: dict[str, Any]) -> dict[str, Any]:
         node.links.add_peer(uri, interface)
     except YggError as e:
         raise AdminError(_link_error(e, v05)) from None
+    _remember(node, uri, interface, added=True)
     return {}
 
 
@@ -142,7 +145,15 @@ def remove_peer(node: Any, args: dict[str, Any]) -> dict[str, Any]:
         node.links.remove_peer(uri, interface)
     except YggError as e:
         raise AdminError(_link_error(e, v05)) from None
+    _remember(node, uri, interface, added=False)
     return {}
+
+
+def _remember(node: Any, uri: str, interface: str, added: bool) -> None:
+    """Keep the change across restarts (ygg.runtimestate), on a node that keeps any."""
+    remember = getattr(node, "remember_peer", None)
+    if remember is not None:
+        remember(uri, interface, added)
 
 
 def _configured_as(node: Any, uri: str, interface: str) -> str | None:
@@ -279,6 +290,22 @@ def _keys(keys: list[bytes] | dict[str, Any]) -> dict[str, Any]:
     return {"keys": [k.hex() for k in keys]} if keys else {}
 
 
+def reload_config(node: Any, args: dict[str, Any]) -> Any:
+    def failed(failure: Failure) -> None:
+        failure.trap(ReloadError)
+        raise AdminError(str(failure.value))
+
+    return node.reload().addCallbacks(lambda line: {"reload": line}, failed)
+
+
+def get_runtime_state(node: Any, args: dict[str, Any]) -> dict[str, Any]:
+    return node.runtime.describe()
+
+
+def clear_runtime_state(node: Any, args: dict[str, Any]) -> dict[str, Any]:
+    return {"cleared": node.clear_runtime_state().to_data()}
+
+
 def list_methods(node: Any, args: dict[str, Any]) -> dict[str, Any]:
     return {"list": node.admin.list_entries(node)}
 
@@ -345,6 +372,28 @@ CHOOSING = (
     ),
 )
 
+#: ygg's own methods, of a node with a config (``ygg.service.Node``): answered on every
+#: door, but left out of ``list``, which stays the Go node's (docs/user-guide.md).
+UNLISTED = (
+    Method(
+        "reload",
+        "Read the config file again and apply what changed",
+        reload_config,
+        help="Peers, Listen, MulticastInterfaces, AllowedPublicKeys, NodeInfo and the\n"
+        "features' sections change live; the key, IfName and the rest are refused.",
+    ),
+    Method(
+        "getRuntimeState",
+        "Show the peers added and removed at runtime, kept across restarts",
+        get_runtime_state,
+    ),
+    Method(
+        "clearRuntimeState",
+        "Forget the runtime peer changes and run the config file's peers again",
+        clear_runtime_state,
+    ),
+)
+
 #: The methods of one version, on the nodes that run it.
 OWN = (
     (
@@ -390,4 +439,6 @@ def builtin_registry() -> Registry:
         registry.register(choosing, gate=forms.TWO_VERSIONS)
     for gate, method in OWN:
         registry.register(method, gate=gate)
+    for method in UNLISTED:
+        registry.register(method, listed=False)
     return registry

@@ -26,8 +26,15 @@ from ygg.errors import YggError
 from ygg.keys import NodeKey
 from ygg.links import endpoints
 from ygg.links.netutil import is_link_local_unicast, tcp_addr_string
-from ygg.links.protocol import LinkInfo, LinkProtocol, LinkSpec, VersionMismatch, _address_text
-from ygg.links.tls import make_certificate
+from ygg.links.protocol import (
+    LinkEvents,
+    LinkInfo,
+    LinkProtocol,
+    LinkSpec,
+    VersionMismatch,
+    _address_text,
+)
+from ygg.links.tls import Certificate, make_certificate
 from ygg.links.uri import LinkURIError, PeerURI, parse_listen_uri, parse_peer_uri
 from ygg.links.versions import V04, V05, versions_for
 from ygg.network.router import Router
@@ -106,13 +113,13 @@ class Links(MultiService):
         self.known_versions: dict[LinkInfo, str] = {}
         self.key = key
         self.public_key = key.public
-        self.allowed_keys = frozenset(
-            bytes.fromhex(k)[:32].ljust(32, b"\0") for k in allowed_public_keys
-        )
-        self.certificate = make_certificate(key)
+        self.allowed_keys = _allowed_keys(allowed_public_keys)
+        self._certificate: Certificate | None = None
         self.jitter = jitter or random.random
         self.links: dict[LinkInfo, LinkProtocol] = {}
         self.up: set[LinkProtocol] = set()
+        #: Links up, down and failed, counted by the links themselves (for metrics).
+        self.events = LinkEvents()
         self.persistent: dict[tuple[str, str], PersistentPeer] = {}
         self.listeners: list[Listener] = []
         for text in listen:
@@ -124,6 +131,18 @@ class Links(MultiService):
         for interface, uris in (interface_peers or {}).items():
             for text in uris:
                 self._add_configured(text, interface)
+
+    @property
+    def certificate(self) -> Certificate:
+        """The node's TLS certificate, one for every link, made when the first TLS link
+        needs it (Go makes it at start): a node without one never loads pyOpenSSL."""
+        if self._certificate is None:
+            self._certificate = make_certificate(self.key)
+        return self._certificate
+
+    def certificate_for(self, scheme: str) -> Certificate | None:
+        """The certificate for a link of ``scheme``, or None when it uses no TLS."""
+        return self.certificate if scheme in endpoints.TLS_SCHEMES else None
 
     def _add_configured(self, text: str, interface: str) -> None:
         if (text, interface) in self.persistent:
@@ -217,7 +236,7 @@ class Links(MultiService):
         else:
             return fail(LinkURIError(f"unknown call scheme: {uri.scheme}"))
         endpoint = endpoints.client_endpoint(
-            self.reactor, uri, self.key, tls_certificate=self.certificate
+            self.reactor, uri, self.key, tls_certificate=self.certificate_for(uri.scheme)
         )
         return self._connect(uri, info, endpoint, speak)
 
@@ -249,7 +268,7 @@ class Links(MultiService):
             bind_interface=interface or None,
             source_address=source,
             resolved=address,
-            tls_certificate=self.certificate,
+            tls_certificate=self.certificate_for(uri.scheme),
         )
         return self._connect(uri, info, endpoint, speak)
 
@@ -351,6 +370,42 @@ class Links(MultiService):
         if peer is None:
             raise YggError("peer not configured")
         peer.disownServiceParent()
+
+    # -- a reload's changes -----------------------------------------------------------------
+
+    def add_listener(self, text: str) -> None:
+        """Listen on one more URI."""
+        listener = Listener(self, text)
+        listener.setServiceParent(self)
+        self.listeners.append(listener)
+
+    def remove_listener(self, text: str) -> Deferred[None] | None:
+        """Stop listening on ``text`` (the Deferred fires once the port is closed); the
+        links it accepted stay up, as Go's listeners leave theirs."""
+        for listener in self.listeners:
+            if listener.text == text:
+                self.listeners.remove(listener)
+                return listener.disownServiceParent()
+        return None
+
+    def set_allowed_public_keys(self, allowed: tuple[str, ...]) -> int:
+        """Change AllowedPublicKeys: the inbound links it now refuses (their handshake
+        would fail today) are closed; returns how many."""
+        self.allowed_keys = _allowed_keys(allowed)
+        closed = 0
+        for link in list(self.links.values()):
+            spec, key = link.spec, link.remote_key
+            exempt = spec.local if link.version == V05 else spec.forced  # link-local
+            if key is None or spec.outbound or exempt or not self.allowed_keys:
+                continue
+            if bytes(key) not in self.allowed_keys:
+                link.close("not in AllowedPublicKeys")
+                closed += 1
+        return closed
+
+
+def _allowed_keys(texts: Iterable[str]) -> frozenset[bytes]:
+    return frozenset(bytes.fromhex(k)[:32].ljust(32, b"\0") for k in texts)
 
 
 class PersistentPeer(Service):
@@ -486,7 +541,7 @@ class Listener(Service):
             uri,
             self.links.key,
             bind_interface=self.interface or None,
-            tls_certificate=self.links.certificate,
+            tls_certificate=self.links.certificate_for(uri.scheme),
         )
         factory = _LinkFactory(self.links, self._spec)
         endpoint.listen(factory).addCallbacks(self._listening, self._failed)

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from twisted.application.service import Service
+from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -81,17 +82,6 @@ def parse_beacon05(data: bytes) -> tuple[bytes, int, bytes] | None:
     if len(data) < BEACON05_HEADER + size:
         return None
     return data[4:36], port, data[BEACON05_HEADER : BEACON05_HEADER + size]
-
-
-def _link_local(interface: Interface) -> str | None:
-    for text in interface.addresses:
-        try:
-            ip = ipaddress.ip_address(text.split("%")[0])
-        except ValueError:
-            continue
-        if ip.version == 6 and ip.is_link_local:
-            return str(ip)
-    return None
 
 
 @dataclass
@@ -191,17 +181,18 @@ class Multicast(Service):
             log.debug("Starting multicast module")
             self._tick()
 
-    def stopService(self) -> None:
+    def stopService(self) -> Deferred[Any]:
+        """Stops beaconing and listening; fires once the listeners' ports are closed."""
         super().stopService()
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
-        for name in list(self.listeners):
-            self._stop_listener(name)
+        stopping = [self.listeners.pop(name).stopService() for name in list(self.listeners)]
         for sock in self.sockets.values():
             sock.close()
         self.sockets.clear()
         self.selected.clear()
+        return gatherResults([d for d in stopping if isinstance(d, Deferred)])
 
     # -- the tick -------------------------------------------------------------------------
 
@@ -217,7 +208,7 @@ class Multicast(Service):
                 continue
             for pattern, entry in self.patterns:
                 if pattern.search(interface.name):
-                    selected[interface.name] = _Selected(interface, entry, _link_local(interface))
+                    selected[interface.name] = _Selected(interface, entry, interface.link_local)
                     break
         return selected
 

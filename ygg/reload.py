@@ -2,7 +2,7 @@
 
 ``plan`` compares two ``NodeConfig``s (the running one and the file read again) and says
 what to add, remove, restart and refuse; it touches nothing, so it is tested without a
-reactor.  The node applies the plan (``ygg.service.Node.reload``).
+reactor.  ``ygg.reloader`` applies the plan to the running node.
 
 Live keys (applied without a restart): Peers and InterfacePeers (only the entries that
 changed: links of the others are untouched), Listen, MulticastInterfaces,

@@ -7,15 +7,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from twisted.application.service import MultiService
-from twisted.internet.defer import Deferred, DeferredLock, fail, gatherResults
+from twisted.internet.defer import Deferred, fail
 from twisted.logger import Logger, LogLevel
-from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ygg import address as addr
-from ygg import config as node_config
 from ygg import features as feature_registry
-from ygg import reload as config_reload
 from ygg.admin.json_socket import AdminListenError, AdminSocketService
 from ygg.admin.methods import builtin_registry
 from ygg.config import NodeConfig
@@ -33,7 +30,8 @@ from ygg.links.netutil import resolve_dial_address
 from ygg.links.probe import probe_handshake
 from ygg.links.uri import parse_peer_uri
 from ygg.links.versions import V04, V05
-from ygg.runtimestate import PeerEntry, RuntimePeers, RuntimeState, split_peers
+from ygg.reloader import FeatureHosting, Reloader
+from ygg.runtimestate import RuntimePeers, RuntimeState, split_peers
 from ygg.tun.device import TunError, TunService
 from ygg.v05.core import Core as Core05
 from ygg.v05.network.router import Router as Router05
@@ -63,7 +61,6 @@ class Node(MultiService):
         and beside which runtime peers are kept (None: stdin, autoconf, a test)."""
         super().__init__()
         self.reactor = reactor
-        self.config = config
         key = config.key
         if not key.seed_matches_public():
             raise ConfigError("PrivateKey", "the public key half does not belong to the seed half")
@@ -84,7 +81,6 @@ class Node(MultiService):
         #: Peers added and removed at runtime, applied on top of the config.
         self.runtime, notes = RuntimePeers.open(config_path)
         self._warnings += notes
-        self._reloading = DeferredLock()
         # The layers, each given its collaborators here.  The cores deliver up into layers
         # that send down through them, and the TUN and the IPv6 layer feed each other:
         # those loops are closed by the small forwarding methods below.
@@ -174,9 +170,27 @@ class Node(MultiService):
             versions=config.protocol_versions,
         )
         self.links.setServiceParent(self)
-        self.multicast = Multicast(self.links, config.multicast_interfaces)
-        self.multicast.setServiceParent(self)
+        multicast = Multicast(self.links, config.multicast_interfaces)
+        multicast.setServiceParent(self)
         self.admin = builtin_registry()
+        # Holds the running config and the multicast service, which a reload replaces.
+        self._reloader = Reloader(
+            self,
+            config,
+            config_path,
+            self.runtime,
+            self.links,
+            [p for p in (self.proto, self.proto05) if p is not None],
+            multicast,
+            FeatureHosting(
+                self._available,
+                self._feature_options,
+                self._hosts,
+                self._feature_host,
+                self._host_feature,
+                self._unhost_feature,
+            ),
+        )
         if config.admin_listen not in ("none", ""):
             AdminSocketService(self, self.admin, config.admin_listen, reactor).setServiceParent(
                 self
@@ -200,6 +214,16 @@ class Node(MultiService):
             self.metrics.setServiceParent(self)
         self.tun.setServiceParent(self)
         self._add_features(self._feature_options)
+
+    @property
+    def config(self) -> NodeConfig:
+        """The running config: the file's as the last reload applied it."""
+        return self._reloader.config
+
+    @property
+    def multicast(self) -> Multicast:
+        """The multicast service (a reload may replace it)."""
+        return self._reloader.multicast
 
     # -- composition ------------------------------------------------------------------
 
@@ -245,6 +269,10 @@ class Node(MultiService):
         self._hosts[host.feature] = host
         self._sections[host.feature] = section
         self._failed.pop(host.feature, None)
+
+    def _unhost_feature(self, name: str) -> Deferred[None] | None:
+        del self._sections[name]
+        return self._hosts.pop(name).disownServiceParent()
 
     def _from_tun(self, packet: bytes) -> None:
         self.ipv6.send(packet)
@@ -439,127 +467,21 @@ class Node(MultiService):
             return fail(e)
         return first_answer([ask(p) for p in protos])
 
-    # -- reload and runtime peers (ygg.reload, ygg.runtimestate) ---------------------------
+    # -- reload and runtime peers (ygg.reloader) --------------------------------------
 
     def reload(self) -> Deferred[str]:
         """Read the config file again and apply what changed; fires with the summary
         line, or fails with ReloadError (said in one line) and the node as it was.
         Reloads run one at a time."""
-        return self._reloading.run(self._reload).addErrback(_unexpected)
-
-    def _reload(self) -> Deferred[str]:
-        path = self.config_path
-        if path is None:
-            return _reload_refused("the config did not come from a file, so there is none to read")
-        try:
-            new, warnings = node_config.load(path)
-            plan = config_reload.plan(
-                self.config,
-                new,
-                state=self.runtime.state,
-                features=self._available,
-                overrides=self._feature_options,
-                running=self._hosts,
-            )
-            info, hosts = self._prepare(plan)
-        except ConfigError as e:
-            return _reload_refused(f"{path}: {e}")
-        for warning in (*warnings, *plan.warnings):
-            log.warn("Config: {warning}", warning=warning)
-        for name in plan.refused:
-            log.warn("{line}", line=config_reload.refusal(name))
-        return self._apply(plan, info, hosts)
-
-    def _prepare(self, plan: config_reload.Plan) -> tuple[bytes | None, dict[str, Any]]:
-        """What can still fail as the user's error, done before anything changes: the
-        NodeInfo, the new URIs, the features' services."""
-        cfg = plan.config
-        info = build_node_info(cfg.node_info, cfg.node_info_privacy) if plan.node_info else None
-        config_reload.check_uris(plan, self.links.check_password)
-        hosts = {
-            c.name: self._feature_host(c.name, c.section)
-            for c in plan.features
-            if c.action != "stop"
-        }
-        return info, hosts
-
-    def _apply(
-        self, plan: config_reload.Plan, info: bytes | None, hosts: dict[str, Any]
-    ) -> Deferred[str]:
-        self.config = plan.config
-        if info is not None:
-            for proto in (self.proto, self.proto05):
-                if proto is not None:
-                    proto.node_info = info
-        closed = 0
-        if plan.allowed_public_keys:
-            closed = self.links.set_allowed_public_keys(plan.config.allowed_public_keys)
-        self._change_peers(plan.remove_peers, plan.add_peers)
-        # What listens or runs stops first, so that what replaces it can take its port.
-        stopping = [self.links.remove_listener(text) for text in plan.remove_listen]
-        multicast = self.multicast
-        if plan.multicast:
-            self.multicast = Multicast(self.links, plan.config.multicast_interfaces)
-            stopping.append(multicast.disownServiceParent())
-        for change in plan.features:
-            if change.name in self._hosts:
-                del self._sections[change.name]
-                stopping.append(self._hosts.pop(change.name).disownServiceParent())
-
-        def start(_: Any) -> str:
-            for text in plan.add_listen:
-                self.links.add_listener(text)
-            if self.multicast is not multicast:
-                self.multicast.setServiceParent(self)
-            failed = []
-            for name, host in hosts.items():
-                section = next(c.section for c in plan.features if c.name == name)
-                if host is not None:
-                    self._host_feature(host, section)
-                if host is None or host.failure is not None:
-                    failed.append(name)
-            line = config_reload.summary(plan, closed=closed, failed=failed)
-            log.info("{summary}", summary=line)
-            return line
-
-        waiting = gatherResults([d for d in stopping if d is not None], consumeErrors=True)
-        return waiting.addBoth(start)
-
-    def _change_peers(self, remove: tuple[PeerEntry, ...], add: tuple[PeerEntry, ...]) -> None:
-        for uri, interface in remove:
-            try:
-                self.links.remove_peer(uri, interface)
-            except YggError:
-                pass  # never configured: its URI was refused at start
-        for uri, interface in add:
-            try:
-                self.links.add_peer(uri, interface)
-            except YggError as e:
-                log.error("Failed to add peer {uri}: {error}", uri=uri, error=str(e))
+        return self._reloader.reload()
 
     def remember_peer(self, uri: str, interface: str, added: bool) -> None:
         """Keep an addPeer (``added``) or removePeer across restarts."""
-        if added:
-            self.runtime.peer_added((uri, interface), self.config)
-        else:
-            self.runtime.peer_removed((uri, interface), self.config)
+        self._reloader.remember_peer(uri, interface, added)
 
     def clear_runtime_state(self) -> RuntimeState:
-        """Forget the runtime peer changes, and run the config's peers again: peers added
-        at runtime are removed, config peers removed at runtime come back.  Returns what
-        was forgotten."""
-        before = self.runtime.state.apply(self.config)
-        cleared = self.runtime.clear()
-        after = self.runtime.state.apply(self.config)
-        remove = tuple(p for p in before if p not in after)
-        add = tuple(p for p in after if p not in before)
-        self._change_peers(remove, add)
-        log.info(
-            "Runtime peers cleared: {removed} removed, {added} back from the config",
-            removed=len(remove),
-            added=len(add),
-        )
-        return cleared
+        """Forget the runtime peer changes, and run the config's peers again."""
+        return self._reloader.clear_runtime_state()
 
     # -- IService ---------------------------------------------------------------------
 
@@ -602,17 +524,6 @@ class Node(MultiService):
             log.info("Stopped")
 
         return d.addCallback(stopped)
-
-
-def _unexpected(failure: Failure) -> Failure:
-    if not failure.check(config_reload.ReloadError):
-        log.failure("Reload failed part way", failure)
-    return failure
-
-
-def _reload_refused(reason: str) -> Deferred[str]:
-    log.error("Reload failed: {reason}; nothing changed", reason=reason)
-    return fail(config_reload.ReloadError(reason))
 
 
 def _send_proto_on(core: BaseCore, dest: bytes, message: bytes) -> None:

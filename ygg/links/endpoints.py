@@ -108,6 +108,16 @@ class ResolvedAddress:
 # --- resolution --------------------------------------------------------------------------
 
 
+def _address(
+    reactor: Any, uri: PeerURI, options: sockets.SocketOptions, resolved: ResolvedAddress | None
+) -> Deferred[ResolvedAddress]:
+    """The address a dial goes to: ``resolved`` when the caller has it, else ``uri``'s
+    host resolved (from the interface the options bind to)."""
+    if resolved is not None:
+        return succeed(resolved)
+    return resolve_address(reactor, uri, bind_interface=options.interface)
+
+
 def resolve_address(
     reactor: Any, uri: PeerURI, *, bind_interface: str | None = None
 ) -> Deferred[ResolvedAddress]:
@@ -257,12 +267,7 @@ class _WebSocketDialEndpoint:
         self._creator = creator
 
     def connect(self, protocolFactory: IProtocolFactory) -> Deferred[IProtocol]:
-        if self._resolved is not None:
-            resolving: Deferred[ResolvedAddress] = succeed(self._resolved)
-        else:
-            resolving = resolve_address(
-                self._reactor, self._uri, bind_interface=self._options.interface
-            )
+        resolving = _address(self._reactor, self._uri, self._options, self._resolved)
         return resolving.addCallback(self._connect, protocolFactory)
 
     def _connect(self, address: ResolvedAddress, factory: IProtocolFactory) -> Deferred[Any]:
@@ -376,12 +381,7 @@ class _TCPDialEndpoint:
         self._tls = tls_creator
 
     def connect(self, protocolFactory: IProtocolFactory) -> Deferred[IProtocol]:
-        if self._resolved is not None:
-            resolving: Deferred[ResolvedAddress] = succeed(self._resolved)
-        else:
-            resolving = resolve_address(
-                self._reactor, self._uri, bind_interface=self._options.interface
-            )
+        resolving = _address(self._reactor, self._uri, self._options, self._resolved)
         return resolving.addCallback(self._connect, protocolFactory)
 
     def _connect(self, address: ResolvedAddress, factory: IProtocolFactory) -> Deferred[Any]:

@@ -46,7 +46,7 @@ from zope.interface import implementer
 
 from ygg.errors import YggError
 from ygg.links.netutil import SocketCallError
-from ygg.links.sockets import socket_address
+from ygg.links.sockets import fire_once, socket_address
 from ygg.links.tls import Certificate
 
 IDLE_TIMEOUT = 60.0  # quic-go MaxIdleTimeout
@@ -461,12 +461,7 @@ class _Dial:
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
-        if self.result.called:
-            return
-        if isinstance(value, Failure):
-            self.result.errback(value)
-        else:
-            self.result.callback(value)
+        fire_once(self.result, value)
 
 
 @implementer(IStreamClientEndpoint)

@@ -283,9 +283,15 @@ class _Connecting:
             self.reactor.removeWriter(self)
 
     def _finish(self, value: Any) -> None:
-        if self.result.called:
-            return
-        if isinstance(value, Failure):
-            self.result.errback(value)
-        else:
-            self.result.callback(value)
+        fire_once(self.result, value)
+
+
+def fire_once(result: Deferred[Any], value: Any) -> None:
+    """Fire a dial's ``result`` with ``value`` (a Failure errbacks), unless it has fired:
+    a dial ends once, by whichever of its outcome, its timeout or its cancel comes first."""
+    if result.called:
+        return
+    if isinstance(value, Failure):
+        result.errback(value)
+    else:
+        result.callback(value)

@@ -45,6 +45,7 @@ from zope.interface import implementer
 
 from ygg.errors import YggError
 from ygg.links.netutil import go_quote
+from ygg.links.sockets import fire_once
 
 log = Logger(namespace="ygg.links")
 
@@ -425,12 +426,7 @@ class _Dial:
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
-        if self.result.called:
-            return
-        if isinstance(value, Failure):
-            self.result.errback(value)
-        else:
-            self.result.callback(value)
+        fire_once(self.result, value)
 
 
 def _dial_error(text: str) -> WebSocketDialError:
